@@ -1,0 +1,62 @@
+"""Helpers shared by the configs: argument parsing and the pieces several tasks use.
+
+A config argument is a comma-separated list of flags and key=value pairs, e.g.
+`configs/dncnn.py:quick,sigma=50` -> {'quick': True, 'sigma': 50}.
+"""
+
+import ast
+from typing import Any
+
+import ml_collections
+
+from configs import default
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
+  """Parses 'a,b=3,c=x' against `defaults`; unknown keys raise ValueError listing the valid."""
+  out = dict(defaults)
+  for item in filter(None, (arg or "").split(",")):
+    key, eq, value = item.partition("=")
+    key = key.strip()
+    if key not in defaults:
+      raise ValueError(f"unknown config argument {key!r}; valid: {sorted(defaults)}")
+    if not eq:
+      out[key] = True
+      continue
+    try:
+      parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      parsed = value
+    if isinstance(defaults[key], bool) and not isinstance(parsed, bool):
+      raise ValueError(f"config argument {key} is a flag (true/false), got {value!r}")
+    out[key] = parsed
+  return ml_collections.ConfigDict(out)
+
+
+def base() -> ml_collections.ConfigDict:
+  return default.get_config()
+
+
+def make_quick(c: ml_collections.ConfigDict, *, steps: int = 300) -> None:
+  """Shrinks a run so it finishes in a few minutes on a 2-core CPU and still shows learning."""
+  c.total_steps = steps
+  c.log_every_steps = 25
+  c.eval_every_steps = steps // 2
+  c.checkpoint_every_steps = steps // 2
+  c.data.eval_crop = 64
+  c.data.eval_max_images = 4
+  c.data.eval_batch_size = 4
+  c.eval.num_grid_images = 4
+
+
+# Camera-shake deblurring with the 8 real Levin et al. (2009) kernels, one drawn per image.
+# Reads ../shared/data/deblur/Levin09/kernels (relative to the working directory).
+LEVIN_BLUR = [{"name": "blur", "kernel": "levin09:random"}]
+# Self-contained default: Gaussian blur of random width, plus faint sensor noise.
+GAUSSIAN_BLUR = [{"name": "gaussian_blur", "sigma": (1.0, 2.5)},
+                 {"name": "gaussian_noise", "sigma": 1.0}]
+DEBLUR_SWEEP = {
+    "gblur_s1.0": [{"name": "gaussian_blur", "sigma": 1.0}, {"name": "gaussian_noise", "sigma": 1.0}],
+    "gblur_s1.6": [{"name": "gaussian_blur", "sigma": 1.6}, {"name": "gaussian_noise", "sigma": 1.0}],
+    "gblur_s2.4": [{"name": "gaussian_blur", "sigma": 2.4}, {"name": "gaussian_noise", "sigma": 1.0}],
+}

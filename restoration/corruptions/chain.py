@@ -1,0 +1,139 @@
+"""The registry and `chain`: config specs -> one `(key, images) -> (corrupted, mask)` function."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+
+# Names imported explicitly: the package re-exports functions named like its modules (blur, jpeg).
+from restoration.corruptions._common import ImageShape, as_key
+from restoration.corruptions.blocks import CHECKS as _BLOCK_CHECKS
+from restoration.corruptions.blocks import random_blocks
+from restoration.corruptions.blur import CHECKS as _BLUR_CHECKS
+from restoration.corruptions.blur import blur, gaussian_blur, motion_blur
+from restoration.corruptions.jpeg import CHECKS as _JPEG_CHECKS
+from restoration.corruptions.jpeg import jpeg
+from restoration.corruptions.noise import CHECKS as _NOISE_CHECKS
+from restoration.corruptions.noise import (gaussian_noise, grayscale, low_light, poisson_noise,
+                                           salt_and_pepper, speckle_noise)
+
+CORRUPTIONS: dict[str, Callable[..., Any]] = {
+    "random_blocks": random_blocks,
+    "gaussian_noise": gaussian_noise,
+    "salt_and_pepper": salt_and_pepper,
+    "poisson_noise": poisson_noise,
+    "speckle_noise": speckle_noise,
+    "low_light": low_light,
+    "blur": blur,
+    "gaussian_blur": gaussian_blur,
+    "motion_blur": motion_blur,
+    "grayscale": grayscale,
+    "jpeg": jpeg,
+}
+_CHECKS = {**_BLOCK_CHECKS, **_NOISE_CHECKS, **_BLUR_CHECKS, **_JPEG_CHECKS}
+assert set(_CHECKS) == set(CORRUPTIONS)
+
+# Steps whose destroyed pixels `chain` reports in its mask (it sets return_mask=True on them).
+MASKING = ("random_blocks", "salt_and_pepper")
+
+Spec = Mapping[str, Any]
+Chain = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+
+
+def _keyword_params(fn: Callable[..., Any]) -> dict[str, Any]:
+  """name -> default (inspect.Parameter.empty when required) of fn's keyword-only params."""
+  return {n: p.default for n, p in inspect.signature(fn).parameters.items()
+          if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def _check_image_shape(image_shape: Any) -> ImageShape:
+  if image_shape is None:
+    return None
+  if (not isinstance(image_shape, (list, tuple)) or len(image_shape) != 2
+      or not all(isinstance(v, int) and v > 0 for v in image_shape)):
+    raise ValueError(f"chain: parameter 'image_shape' must be None or (H, W) positive ints, "
+                     f"got {image_shape!r}")
+  return tuple(image_shape)  # type: ignore[return-value]
+
+
+def validate(specs: Sequence[Spec], image_shape: tuple[int, int] | None = None
+             ) -> list[tuple[str, dict[str, Any]]]:
+  """Checks a list of `{'name': ..., **params}` specs without building or compiling anything.
+
+  Raises ValueError naming the function, the parameter and the allowed values for unknown
+  names, unknown/missing parameters and invalid values. `image_shape` (H, W), when known,
+  also checks sizes against the image (e.g. random_blocks' block_size). Lists are accepted
+  wherever tuples are (JSON / ml_collections). Returns the normalised (name, params) steps.
+  """
+  if isinstance(specs, (str, Mapping)) or not isinstance(specs, Sequence):
+    raise ValueError(f"chain: parameter 'specs' must be a list of {{'name': ..., **params}} "
+                     f"dicts, got {specs!r}")
+  image_shape = _check_image_shape(image_shape)
+  steps = []
+  for position, spec in enumerate(specs):
+    if hasattr(spec, "to_dict"):  # ml_collections.ConfigDict
+      spec = spec.to_dict()
+    if not isinstance(spec, Mapping) or "name" not in spec:
+      raise ValueError(f"chain: spec {position} must be a dict with a 'name' key, got {spec!r}")
+    params = dict(spec)
+    name = params.pop("name")
+    if name not in CORRUPTIONS:
+      raise ValueError(f"chain: unknown corruption name {name!r} (spec {position}); "
+                       f"valid names: {sorted(CORRUPTIONS)}")
+    allowed = _keyword_params(CORRUPTIONS[name])
+    if "return_mask" in params:
+      raise ValueError(f"{name}: parameter 'return_mask' is set by chain, which always "
+                       f"returns the mask; remove it from the spec")
+    allowed.pop("return_mask", None)
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+      raise ValueError(f"{name}: unknown parameter(s) {unknown}; allowed parameters: "
+                       f"{sorted(allowed)}")
+    missing = sorted(n for n, d in allowed.items()
+                     if d is inspect.Parameter.empty and n not in params)
+    if missing:
+      raise ValueError(f"{name}: missing required parameter(s) {missing}; allowed "
+                       f"parameters: {sorted(allowed)}")
+    full = {**allowed, **params}
+    if name in MASKING:
+      full["return_mask"] = True
+    checked = _CHECKS[name](full, image_shape)
+    checked.pop("return_mask", None)
+    steps.append((name, checked))
+  return steps
+
+
+def chain(specs: Sequence[Spec], image_shape: tuple[int, int] | None = None) -> Chain:
+  """Builds `(key, images) -> (corrupted, mask)` applying the specs in order.
+
+  All checks (see `validate`) run here, before anything is traced. The mask is float
+  (N, H, W, 1) in the images' dtype: 1 where a step destroyed content (random_blocks and
+  salt_and_pepper; the max over those steps), 0 elsewhere, all zeros without such steps.
+
+  Keys: step s gets `jax.random.fold_in(key, s)` and splits it per image like a direct call,
+  so image i in step s uses `jax.random.split(jax.random.fold_in(key, s), N)[i]`. `key` may
+  also be N per-image keys: then image i in step s uses `jax.random.fold_in(key[i], s)`, and a
+  loop `chain_fn(keys[i:i + 1], images[i:i + 1])` reproduces the batch call.
+  """
+  steps = validate(specs, image_shape)
+
+  def apply(key: jax.Array, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+    key = as_key(key)
+    mask = jnp.zeros(images.shape[:3] + (1,), images.dtype)
+    for s, (name, params) in enumerate(steps):
+      if key.ndim == 0:
+        step_key = jax.random.fold_in(key, s)
+      else:
+        step_key = jax.vmap(jax.random.fold_in, in_axes=(0, None))(key, s)
+      if name in MASKING:
+        images, step_mask = CORRUPTIONS[name](step_key, images, **params, return_mask=True)
+        mask = jnp.maximum(mask, step_mask.astype(mask.dtype))
+      else:
+        images = CORRUPTIONS[name](step_key, images, **params)
+    return images, mask
+
+  return apply

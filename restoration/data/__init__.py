@@ -1,0 +1,35 @@
+"""Input data: spec-named image sources, grain train/eval pipelines, device-resident mode.
+
+Public API (see the submodules' docstrings for details):
+  validate_data_config(config, *, process_count=1, local_device_count=None) -> dict
+  make_train_data(config, *, process_index=0, process_count=1, local_device_count=None)
+      -> TrainData  (iterator of uint8 [D, B, P, P, C]; get_state() / set_state(state))
+  load_eval_images(config) -> list[(name, uint8 HWC)]
+  eval_batches(images, *, batch_size, process_index=0, process_count=1,
+               local_device_count=None) -> Iterator[{'image', 'valid', 'index'}]
+  load_device_data(config) -> DeviceData(images, sizes)
+  sample_patches(key, images, sizes, *, batch_size, patch_size, augment) -> uint8 [B, P, P, C]
+  open_source(spec, channels, *, split='train', tfds_data_dir='') -> Source
+
+Specs: builtin | folder:PATH | npz:GLOB | tfds:NAME[:SPLIT] (restoration.data.sources).
+"""
+
+from restoration.data.device import DeviceData
+from restoration.data.device import load_device_data
+from restoration.data.device import sample_patches
+from restoration.data.pipeline import eval_batches
+from restoration.data.pipeline import load_eval_images
+from restoration.data.pipeline import make_train_data
+from restoration.data.pipeline import TrainData
+from restoration.data.pipeline import validate_data_config
+from restoration.data.sources import BUILTIN_EVAL
+from restoration.data.sources import BUILTIN_TRAIN
+from restoration.data.sources import IMAGE_EXTENSIONS
+from restoration.data.sources import open_source
+from restoration.data.sources import Source
+
+__all__ = [
+    "BUILTIN_EVAL", "BUILTIN_TRAIN", "DeviceData", "IMAGE_EXTENSIONS", "Source", "TrainData",
+    "eval_batches", "load_device_data", "load_eval_images", "make_train_data", "open_source",
+    "sample_patches", "validate_data_config",
+]

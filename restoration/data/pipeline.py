@@ -1,0 +1,382 @@
+"""Host input pipelines: grain training batches and bucketed evaluation batches.
+
+Training (`make_train_data`), as a grain MapDataset graph:
+
+    epoch-shuffled infinite stream of the source (a new permutation every epoch)
+           -> crop + augment, seeded by (seed, position in the stream)
+           -> batch(global_batch / process_count) -> every process_count-th chunk
+           -> to_iter_dataset (+ mp_prefetch with data.num_workers > 0)
+
+Global batch k is stream positions [k*G, (k+1)*G); process p takes the p-th of its
+process_count equal contiguous chunks, so processes read disjoint images within an epoch and the
+concatenation over processes is the same global batch whatever the number of processes. Each
+grain element is a whole per-process batch, so worker processes hand out whole batches and the
+result does not depend on data.num_workers either. Crop offsets and the dihedral transform come
+from a splitmix64 hash of (seed, position), never from worker-local state; epoch e is the
+permutation `np.random.default_rng([salt, seed, e]).permutation(N)`. (Both are cheap: grain's
+own `shuffle` costs ~0.1 ms per element through its index_shuffle, more than the crop.)
+
+Because the MapDataset is random access, the checkpointable iterator state is simply the number
+of batches consumed: `set_state` rebuilds the grain iterator from `batches[k:]`. The state is
+therefore JSON-serialisable and valid across worker counts (and process counts).
+
+Images stay uint8 until the device: `next()` gives uint8 [local_devices, per_device_batch, P, P,
+C]. Sizes smaller than `patch_size` raise at start-up (or at first read for tfds datasets whose
+shape is not static) unless `data.pad_small`, which reflect-pads them (centred) to the patch.
+
+Evaluation: `load_eval_images` gives (name, uint8 HWC) in a fixed order; `eval_batches` groups
+images of one exact shape per batch (or centre crops of `data.eval_crop`), pads the last batch of
+each shape with `valid=False` slots, and gives every process the same number of batches.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+from typing import Any, Iterator, Sequence
+
+from absl import logging
+import grain
+import jax
+import numpy as np
+
+from restoration.data import sources as sources_lib
+
+_SHUFFLE_SALT = 0x5EED_5A1F
+_CROP_SALT = 0xC40B
+STATE_VERSION = 1
+_M64 = (1 << 64) - 1
+
+
+def _seed_words(seed: int) -> list[int]:
+  seed = int(seed)
+  return [seed & 0xFFFFFFFF, (seed >> 32) & 0xFFFFFFFF, 1 if seed < 0 else 0]
+
+
+def _mix64(x: int) -> int:
+  """splitmix64 finaliser: a bijective 64-bit hash."""
+  x = (x + 0x9E3779B97F4A7C15) & _M64
+  x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+  x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+  return x ^ (x >> 31)
+
+
+def _seed_key(seed: int, salt: int) -> int:
+  return int(np.random.SeedSequence([salt] + _seed_words(seed)).generate_state(2, np.uint64)[0])
+
+
+class _EpochShuffled:
+  """Infinite random-access stream: position -> (source index, image), reshuffled per epoch."""
+
+  def __init__(self, source, seed: int):
+    self.source = source
+    self.seed_words = _seed_words(seed)
+    self._perms: dict[int, np.ndarray] = {}
+
+  def __len__(self):
+    return sys.maxsize
+
+  def permutation(self, epoch: int) -> np.ndarray:
+    perm = self._perms.get(epoch)
+    if perm is None:
+      if len(self._perms) >= 2:
+        self._perms.pop(min(self._perms))
+      rng = np.random.default_rng([_SHUFFLE_SALT] + self.seed_words + [epoch])
+      perm = self._perms[epoch] = rng.permutation(len(self.source))
+    return perm
+
+  def __getitem__(self, position):
+    epoch, k = divmod(int(position), len(self.source))
+    i = int(self.permutation(epoch)[k])
+    return i, self.source[i]
+
+  def __getstate__(self):
+    return {**self.__dict__, "_perms": {}}
+
+
+def open_train_source(config) -> sources_lib.Source:
+  return sources_lib.open_source(config.data.train, config.data.channels, split="train",
+                                 tfds_data_dir=config.data.get("tfds_data_dir", ""))
+
+
+def open_eval_source(config) -> sources_lib.Source:
+  return sources_lib.open_source(config.data.eval, config.data.channels, split="eval",
+                                 tfds_data_dir=config.data.get("tfds_data_dir", ""))
+
+
+def pad_to_min(image: np.ndarray, size: int) -> np.ndarray:
+  """Reflect-pads (centred) an HWC image so that both sides are at least `size`."""
+  h, w = image.shape[:2]
+  ph, pw = max(0, size - h), max(0, size - w)
+  if not ph and not pw:
+    return image
+  mode = "reflect" if min(h, w) > 1 else "edge"
+  return np.pad(image, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)), mode=mode)
+
+
+def too_small_error(spec: str, name: str, hw, size: int, what: str = "patch_size") -> ValueError:
+  return ValueError(
+      f"data spec {spec!r}: image {name} is {hw[0]}x{hw[1]}, smaller than {what}={size}; "
+      f"use a smaller {what}, remove the image, or set data.pad_small=True to reflect-pad it")
+
+
+def check_min_size(source: sources_lib.Source, size: int, pad_small: bool,
+                   what: str = "patch_size") -> None:
+  """Raises naming the smallest image when some image is smaller than `size`."""
+  sizes = source.sizes()
+  if pad_small or not sizes:
+    return
+  small = [i for i, (h, w) in enumerate(sizes) if h < size or w < size]
+  if small:
+    i = min(small, key=lambda j: (min(sizes[j]), sizes[j][0] * sizes[j][1]))
+    err = too_small_error(source.spec, source.name(i), sizes[i], size, what)
+    raise ValueError(f"{err} ({len(small)} of {len(sizes)} images are too small)")
+
+
+def dihedral(patch: np.ndarray, t: int) -> np.ndarray:
+  """One of the 8 flips/rotations of an HWC array: rot90 by t % 4, then flip rows if t >= 4.
+
+  Returns a C-contiguous array. Multi-channel pixels are moved as single (void) items, which
+  copies rotated patches ~1.5x faster than NumPy's strided uint8 copy.
+  """
+  c = patch.shape[-1]
+  if c > 1 and t % 4 and patch.strides[-1] == 1:
+    items = patch.view(np.dtype((np.void, c)))[..., 0]
+    out = np.rot90(items, t % 4)
+    out = np.ascontiguousarray(out[::-1] if t >= 4 else out)
+    return out.view(np.uint8).reshape(out.shape + (c,))
+  out = np.rot90(patch, t % 4, axes=(0, 1))
+  return np.ascontiguousarray(out[::-1] if t >= 4 else out)
+
+
+class _CropAugment:
+  """map_with_index transform: (stream position, (source index, image)) -> uint8 patch."""
+
+  def __init__(self, source, seed: int, patch_size: int, augment: bool, pad_small: bool):
+    self.source = source
+    self.key = _seed_key(seed, _CROP_SALT)
+    self.patch_size = int(patch_size)
+    self.augment = bool(augment)
+    self.pad_small = bool(pad_small)
+
+  def __call__(self, position: int, item):
+    i, image = item
+    p = self.patch_size
+    h, w = image.shape[:2]
+    if h < p or w < p:
+      if not self.pad_small:
+        raise too_small_error(self.source.spec, self.source.name(i), (h, w), p)
+      image = pad_to_min(image, p)
+      h, w = image.shape[:2]
+    r = _mix64(self.key ^ _mix64(int(position)))
+    y = _mix64(r + 1) % (h - p + 1)
+    x = _mix64(r + 2) % (w - p + 1)
+    t = _mix64(r + 3) % 8
+    patch = image[y:y + p, x:x + p]
+    return dihedral(patch, int(t)) if self.augment else np.ascontiguousarray(patch)
+
+
+def _local_devices(local_device_count: int | None) -> int:
+  return int(local_device_count) if local_device_count else jax.local_device_count()
+
+
+def _check_batch(batch_size: int, process_count: int, local_devices: int, what: str) -> int:
+  div = process_count * local_devices
+  if batch_size <= 0 or batch_size % div:
+    raise ValueError(f"{what}={batch_size} must be a positive multiple of process_count * "
+                     f"local_device_count = {process_count} * {local_devices} = {div}")
+  return batch_size // div
+
+
+class TrainData:
+  """Infinite iterator of uint8 [local_devices, per_device_batch, P, P, C] training batches."""
+
+  def __init__(self, source, *, seed: int, batch_size: int, patch_size: int, augment: bool,
+               pad_small: bool, process_index: int, process_count: int,
+               local_device_count: int, num_workers: int = 0, prefetch: int = 2):
+    if not 0 <= process_index < process_count:
+      raise ValueError(f"process_index={process_index} not in [0, {process_count})")
+    self.source = source
+    self.seed = int(seed)
+    self.batch_size = int(batch_size)
+    self.local_device_count = int(local_device_count)
+    self.per_device_batch = _check_batch(self.batch_size, process_count,
+                                         self.local_device_count, "batch_size")
+    self.process_index, self.process_count = int(process_index), int(process_count)
+    self.num_workers, self.prefetch = int(num_workers), max(1, int(prefetch))
+    self.shape = (self.local_device_count, self.per_device_batch, int(patch_size),
+                  int(patch_size), int(source.channels))
+    ds = grain.MapDataset.source(_EpochShuffled(source, seed))
+    ds = ds.map_with_index(_CropAugment(source, seed, patch_size, augment, pad_small))
+    ds = ds.batch(self.batch_size // self.process_count)
+    self._batches = ds[self.process_index::self.process_count]
+    self._next = 0
+    self._it = None
+
+  def _start(self):
+    read = grain.ReadOptions(num_threads=1, prefetch_buffer_size=self.prefetch)
+    it = self._batches[self._next:].to_iter_dataset(read)
+    if self.num_workers > 0:
+      it = it.mp_prefetch(grain.MultiprocessingOptions(
+          num_workers=self.num_workers, per_worker_buffer_size=self.prefetch))
+    self._it = iter(it)
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> np.ndarray:
+    if self._it is None:
+      self._start()
+    batch = next(self._it)
+    self._next += 1
+    # A plain copy: worker batches arrive in shared memory, released as soon as this drops it.
+    return np.array(batch, dtype=np.uint8, copy=True).reshape(self.shape)
+
+  def get_state(self) -> dict[str, Any]:
+    """JSON-serialisable position; valid across worker counts."""
+    return {"version": STATE_VERSION, "next_batch": self._next, "seed": self.seed,
+            "batch_size": self.batch_size, "spec": self.source.spec,
+            "num_images": len(self.source)}
+
+  def set_state(self, state: dict[str, Any]) -> None:
+    if int(state.get("version", -1)) != STATE_VERSION or "next_batch" not in state:
+      raise ValueError(f"not a TrainData state (version {STATE_VERSION}): {state!r}")
+    for key, now in (("seed", self.seed), ("batch_size", self.batch_size),
+                     ("spec", self.source.spec), ("num_images", len(self.source))):
+      if key in state and state[key] != now:
+        logging.warning("Restoring train data state saved with %s=%r, now %r: the batch "
+                        "sequence differs from the interrupted run.", key, state[key], now)
+    self.close()
+    self._next = int(state["next_batch"])
+
+  def close(self) -> None:
+    """Stops prefetch threads / worker processes (also done by set_state and on deletion)."""
+    it, self._it = self._it, None
+    if it is not None and hasattr(it, "close"):
+      it.close()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+  def __del__(self):
+    try:
+      self.close()
+    except Exception:  # pylint: disable=broad-except
+      pass
+
+
+def make_train_data(config, *, process_index: int = 0, process_count: int = 1,
+                    local_device_count: int | None = None) -> TrainData:
+  """The training iterator for this process (see module docstring)."""
+  d = config.data
+  source = open_train_source(config)
+  check_min_size(source, config.patch_size, d.pad_small)
+  return TrainData(
+      source, seed=config.seed, batch_size=config.batch_size, patch_size=config.patch_size,
+      augment=d.augment, pad_small=d.pad_small, process_index=process_index,
+      process_count=process_count, local_device_count=_local_devices(local_device_count),
+      num_workers=d.get("num_workers", 0), prefetch=d.get("prefetch", 2))
+
+
+def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+  h, w = image.shape[:2]
+  y, x = (h - size) // 2, (w - size) // 2
+  return np.ascontiguousarray(image[y:y + size, x:x + size])
+
+
+def load_eval_images(config) -> list[tuple[str, np.ndarray]]:
+  """(name, uint8 HWC) eval images in a fixed order (centre-cropped with data.eval_crop)."""
+  d = config.data
+  source = open_eval_source(config)
+  n = len(source)
+  if d.get("eval_max_images", 0) > 0:
+    n = min(n, int(d.eval_max_images))
+  crop = int(d.get("eval_crop", 0))
+  if crop > 0:
+    sizes = source.sizes()
+    if sizes is not None and not d.pad_small:
+      small = [i for i in range(n) if min(sizes[i]) < crop]
+      if small:
+        i = min(small, key=lambda j: min(sizes[j]))
+        raise too_small_error(source.spec, source.name(i), sizes[i], crop, "data.eval_crop")
+  out = []
+  for i in range(n):
+    image = source[i]
+    if crop > 0:
+      if min(image.shape[:2]) < crop:
+        if not d.pad_small:
+          raise too_small_error(source.spec, source.name(i), image.shape, crop, "data.eval_crop")
+        image = pad_to_min(image, crop)
+      image = centre_crop(image, crop)
+    out.append((source.name(i), image))
+  return out
+
+
+def eval_batches(images: Sequence, *, batch_size: int, process_index: int = 0,
+                 process_count: int = 1,
+                 local_device_count: int | None = None) -> Iterator[dict[str, np.ndarray]]:
+  """Shape-bucketed eval batches for this process.
+
+  `images`: the list from `load_eval_images` (or bare HWC arrays). `batch_size` is GLOBAL; each
+  device gets B = batch_size // (process_count * D). Yields {'image': uint8 [D, B, H, W, C],
+  'valid': bool [D, B], 'index': int32 [D, B] (-1 for padding)}; one shape per batch, shapes in
+  order of first appearance, images in order within a shape. Every process yields the same
+  number of batches and the valid indices over processes cover every image exactly once.
+  """
+  if not 0 <= process_index < process_count:
+    raise ValueError(f"process_index={process_index} not in [0, {process_count})")
+  devices = _local_devices(local_device_count)
+  per_device = batch_size // (process_count * devices)
+  if per_device < 1:
+    raise ValueError(f"data.eval_batch_size={batch_size} is smaller than process_count * "
+                     f"local_device_count = {process_count * devices}")
+  arrays = [im[1] if isinstance(im, tuple) else im for im in images]
+  buckets: dict[tuple[int, ...], list[int]] = collections.OrderedDict()
+  for i, a in enumerate(arrays):
+    buckets.setdefault(tuple(a.shape), []).append(i)
+  local = per_device * devices
+  step = local * process_count
+  for shape, members in buckets.items():
+    for start in range(0, len(members), step):
+      mine = members[start + process_index * local:start + (process_index + 1) * local]
+      index = np.full((local,), -1, np.int32)
+      index[:len(mine)] = mine
+      image = np.zeros((local,) + shape, np.uint8)
+      for j, i in enumerate(mine):
+        image[j] = arrays[i]
+      yield {"image": image.reshape((devices, per_device) + shape),
+             "valid": (index >= 0).reshape(devices, per_device),
+             "index": index.reshape(devices, per_device)}
+
+
+def validate_data_config(config, *, process_count: int | None = None,
+                         local_device_count: int | None = None) -> dict[str, int]:
+  """Start-up checks of config.data (and batch/patch sizes); raises a clear error.
+
+  Opens the train and eval sources (file listing and image headers, no full decode), checks
+  channels, spec prefixes, paths, readability of headers, patch / eval crop against the image
+  sizes and the batch divisibility (process_count / local_device_count default to JAX's).
+  Returns {'train_images': n, 'eval_images': m}.
+  """
+  d = config.data
+  sources_lib.check_channels(d.channels)
+  process_count = jax.process_count() if process_count is None else int(process_count)
+  devices = _local_devices(local_device_count)
+  _check_batch(config.batch_size, process_count, devices, "batch_size")
+  if config.patch_size <= 0:
+    raise ValueError(f"patch_size must be positive, got {config.patch_size}")
+  train = open_train_source(config)
+  check_min_size(train, config.patch_size, d.pad_small)
+  evals = open_eval_source(config)
+  n_eval = len(evals)
+  if d.get("eval_max_images", 0) > 0:
+    n_eval = min(n_eval, int(d.eval_max_images))
+  if d.get("eval_crop", 0) > 0:
+    check_min_size(evals, d.eval_crop, d.pad_small, "data.eval_crop")
+  if d.eval_batch_size < process_count * devices:
+    raise ValueError(f"data.eval_batch_size={d.eval_batch_size} is smaller than process_count "
+                     f"* local_device_count = {process_count * devices}")
+  return {"train_images": len(train), "eval_images": n_eval}

@@ -1,0 +1,438 @@
+"""Random-access image sources named by a spec string (`config.data.train` / `config.data.eval`).
+
+Every source is a picklable random-access sequence (`len(src)`, `src[i]`) of uint8 HWC arrays
+with `channels` channels (1 or 3), plus `src.name(i)` and `src.sizes()` (the (h, w) of every
+image, known without decoding where the format allows it; None for a tfds dataset whose image
+shape is not static). Grain worker processes receive pickled sources: caches are dropped when
+pickling and rebuilt lazily in each process.
+
+Specs
+  builtin            natural photographs shipped inside scikit-image (no network needed), with a
+                     fixed train/eval split:
+                       train (12): brick, chelsea, clock, grass, gravel, hubble_deep_field,
+                                   immunohistochemistry, moon, page, rocket,
+                                   stereo_motorcycle (left view), text
+                                   (gray: brick clock grass gravel moon page text;
+                                    colour: chelsea hubble_deep_field immunohistochemistry
+                                    rocket stereo_motorcycle)
+                       eval (4):   camera (gray), astronaut (colour), coffee (colour), coins (gray)
+                     Left out: cat (duplicate of chelsea), retina (mostly black border), and the
+                     synthetic / binary / microscopy images (colorwheel, logo, horse, cell, ...).
+  folder:PATH        every .png .jpg .jpeg .bmp .tif .tiff under PATH, recursively, sorted by
+                     relative path. Names are the relative paths. Only headers are read at
+                     start-up; decoded images are cached per process up to DECODE_CACHE_BYTES
+                     (1 GiB), so later epochs skip decoding.
+  npz:GLOB           uint8 NHWC arrays under key `image` in the .npz files matching GLOB (sorted;
+                     `**` allowed). Shapes are read from the npy headers at start-up; each file is
+                     decompressed once per process, on first use, and kept in memory.
+  tfds:NAME[:SPLIT]  a PREPARED tensorflow-datasets dataset, read with `tfds.data_source` (random
+                     access, array_record or parquet format, no TensorFlow needed). Never
+                     downloads. SPLIT defaults to `train` for training and to the first of
+                     `test`, `validation`, `train` that exists for evaluation. The image is the
+                     feature `image`, else `hr` (e.g. div2k), else the first image-like feature.
+                     tensorflow_datasets is imported only for these specs.
+
+Pixel conversion (all sources)
+  * 16-bit images (PIL modes I;16*, I) are scaled to uint8 by round(v / 257) (65535 -> 255).
+    Pillow itself reduces 16-bit RGB(A) PNGs to 8 bits on decode (it keeps the high byte).
+  * Alpha is dropped (LA, RGBA, PA, palette with transparency); 1-bit and palette images are
+    expanded; CMYK / YCbCr / LAB / HSV are converted to RGB by Pillow.
+  * gray -> RGB repeats the channel; RGB -> gray is BT.601 luma rounded half up:
+    Y = (299 R + 587 G + 114 B + 500) // 1000.
+  * 32-bit float images (mode F) are rejected with a clear error.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import zipfile
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+SPEC_PREFIXES = ("builtin", "folder:PATH", "npz:GLOB", "tfds:NAME[:SPLIT]")
+
+BUILTIN_TRAIN = (
+    "brick", "chelsea", "clock", "grass", "gravel", "hubble_deep_field",
+    "immunohistochemistry", "moon", "page", "rocket", "stereo_motorcycle", "text",
+)
+BUILTIN_EVAL = ("camera", "astronaut", "coffee", "coins")
+
+# Decoded images kept in memory per process by FolderSource (then decoding stops being cached).
+DECODE_CACHE_BYTES = 1 << 30
+
+
+# ---------------------------------------------------------------------------------------------
+# Pixel conversion
+# ---------------------------------------------------------------------------------------------
+
+def uint16_to_uint8(a: np.ndarray) -> np.ndarray:
+  """round(v / 257) for 16-bit data (values above 65535 are clipped first)."""
+  a = np.clip(a.astype(np.int64), 0, 65535)
+  return ((a + 128) // 257).astype(np.uint8)
+
+
+def rgb_to_gray(a: np.ndarray) -> np.ndarray:
+  """BT.601 luma of uint8 RGB [..., 3], rounded half up, as uint8 [..., 1]."""
+  a = a.astype(np.int32)
+  y = (299 * a[..., 0] + 587 * a[..., 1] + 114 * a[..., 2] + 500) // 1000
+  return y.astype(np.uint8)[..., None]
+
+
+def to_channels(a: np.ndarray, channels: int, name: str = "image") -> np.ndarray:
+  """Converts an HW / HWC (C in 1..4) uint8/uint16/bool array to uint8 HW`channels`."""
+  a = np.asarray(a)
+  if a.dtype == np.bool_:
+    a = a.astype(np.uint8) * 255
+  elif a.dtype == np.uint16:
+    a = uint16_to_uint8(a)
+  elif a.dtype != np.uint8:
+    raise ValueError(f"{name}: unsupported pixel type {a.dtype} (expected uint8 or uint16)")
+  if a.ndim == 2:
+    a = a[..., None]
+  if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
+    raise ValueError(f"{name}: expected an HW or HWC image with 1-4 channels, got {a.shape}")
+  c = a.shape[-1]
+  if c in (2, 4):  # drop alpha
+    a = a[..., : c - 1]
+  if channels == a.shape[-1]:
+    return np.ascontiguousarray(a)
+  if channels == 3:
+    return np.ascontiguousarray(np.repeat(a, 3, axis=-1))
+  if channels == 1:
+    return rgb_to_gray(a)
+  raise ValueError(f"data.channels must be 1 or 3, got {channels}")
+
+
+def pil_to_array(im: Image.Image, name: str) -> np.ndarray:
+  """A loaded PIL image as uint8 (16-bit scaled) HW or HWC, alpha kept (dropped later)."""
+  mode = im.mode
+  if mode.startswith("I;16") or mode == "I":
+    return uint16_to_uint8(np.asarray(im))
+  if mode == "F":
+    raise ValueError(f"{name}: 32-bit float images (PIL mode F) are not supported")
+  if mode == "1":
+    im = im.convert("L")
+  elif mode == "P":
+    im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+  elif mode == "PA":
+    im = im.convert("RGBA")
+  elif mode not in ("L", "LA", "RGB", "RGBA"):
+    im = im.convert("RGB")
+  return np.asarray(im, dtype=np.uint8)
+
+
+def decode_image_file(path: str, channels: int) -> np.ndarray:
+  """Decodes one image file to uint8 HWC with `channels`; ValueError naming the file."""
+  try:
+    with Image.open(path) as im:
+      im.load()
+      a = pil_to_array(im, path)
+  except ValueError:
+    raise
+  except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+    raise ValueError(f"cannot read image file {path}: {e}") from e
+  return to_channels(a, channels, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+# ---------------------------------------------------------------------------------------------
+
+class Source(Sequence):
+  """Random access to uint8 HWC images; subclasses fill in the pieces."""
+
+  spec: str = ""
+  channels: int = 3
+
+  def name(self, i: int) -> str:
+    raise NotImplementedError
+
+  def sizes(self) -> list[tuple[int, int]] | None:
+    raise NotImplementedError
+
+  def __getstate__(self):
+    state = dict(self.__dict__)
+    state["_cache"] = {}
+    state["_cache_bytes"] = 0
+    return state
+
+
+class FolderSource(Source):
+  """Every image file under a folder (recursive, sorted)."""
+
+  def __init__(self, path: str, channels: int, spec: str | None = None):
+    self.spec = spec or f"folder:{path}"
+    self.channels = channels
+    self.root = os.path.abspath(os.path.expanduser(path))
+    exts = " ".join(IMAGE_EXTENSIONS)
+    if not os.path.isdir(self.root):
+      raise FileNotFoundError(
+          f"data spec {self.spec!r}: folder {self.root} does not exist (expected a folder "
+          f"containing images with extensions {exts}, searched recursively)")
+    files = []
+    for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
+      dirnames.sort()
+      for f in filenames:
+        if f.lower().endswith(IMAGE_EXTENSIONS):
+          files.append(os.path.relpath(os.path.join(dirpath, f), self.root))
+    if not files:
+      raise FileNotFoundError(
+          f"data spec {self.spec!r}: no images under {self.root} (accepted extensions: {exts},"
+          " searched recursively)")
+    self.files = sorted(files, key=lambda p: p.replace(os.sep, "/"))
+    self._sizes = [self._header_size(f) for f in self.files]
+    self._cache: dict[int, np.ndarray] = {}
+    self._cache_bytes = 0
+
+  def _header_size(self, rel: str) -> tuple[int, int]:
+    path = os.path.join(self.root, rel)
+    try:
+      with Image.open(path) as im:
+        w, h = im.size
+        mode = im.mode
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+      raise ValueError(f"data spec {self.spec!r}: unreadable image file {path}: {e}") from e
+    if mode == "F":
+      raise ValueError(f"{path}: 32-bit float images (PIL mode F) are not supported")
+    return (h, w)
+
+  def __len__(self) -> int:
+    return len(self.files)
+
+  def name(self, i: int) -> str:
+    return self.files[i].replace(os.sep, "/")
+
+  def sizes(self):
+    return list(self._sizes)
+
+  def __getitem__(self, i):
+    i = int(i)
+    a = self._cache.get(i)
+    if a is None:
+      a = decode_image_file(os.path.join(self.root, self.files[i]), self.channels)
+      if self._cache_bytes + a.nbytes <= DECODE_CACHE_BYTES:
+        self._cache[i] = a
+        self._cache_bytes += a.nbytes
+    return a
+
+
+class NpzSource(Source):
+  """uint8 NHWC arrays under key `image` in the .npz files matching a glob."""
+
+  def __init__(self, pattern: str, channels: int, spec: str | None = None):
+    self.spec = spec or f"npz:{pattern}"
+    self.channels = channels
+    pattern = os.path.expanduser(pattern)
+    self.files = sorted(glob.glob(pattern, recursive=True))
+    if not self.files:
+      raise FileNotFoundError(
+          f"data spec {self.spec!r}: no files match {pattern} (expected .npz files holding "
+          "uint8 NHWC images under key 'image')")
+    self.shapes = [self._header_shape(f) for f in self.files]
+    self.offsets = np.cumsum([0] + [s[0] for s in self.shapes])
+    if self.offsets[-1] == 0:
+      raise FileNotFoundError(f"data spec {self.spec!r}: the files matching {pattern} hold "
+                              "no images")
+    self._cache: dict[int, np.ndarray] = {}
+    self._cache_bytes = 0
+
+  def _header_shape(self, path: str) -> tuple[int, ...]:
+    try:
+      with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        if "image.npy" not in names:
+          keys = [n[:-4] for n in names if n.endswith(".npy")]
+          raise ValueError(f"data spec {self.spec!r}: {path} has no key 'image' "
+                           f"(keys: {keys})")
+        with zf.open("image.npy") as f:
+          version = np.lib.format.read_magic(f)
+          if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+          elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+          else:
+            shape, _, dtype = np.lib.format._read_array_header(f, version)  # pylint: disable=protected-access
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+      raise ValueError(f"data spec {self.spec!r}: cannot read {path}: {e}") from e
+    if dtype != np.uint8 or len(shape) != 4 or shape[-1] not in (1, 2, 3, 4):
+      raise ValueError(f"data spec {self.spec!r}: {path}['image'] must be uint8 NHWC with "
+                       f"C in 1..4, got {dtype} {shape}")
+    return tuple(shape)
+
+  def __len__(self) -> int:
+    return int(self.offsets[-1])
+
+  def _locate(self, i: int) -> tuple[int, int]:
+    if not 0 <= i < len(self):
+      raise IndexError(i)
+    f = int(np.searchsorted(self.offsets, i, side="right") - 1)
+    return f, i - int(self.offsets[f])
+
+  def name(self, i: int) -> str:
+    f, j = self._locate(int(i))
+    return f"{os.path.basename(self.files[f])}[{j}]"
+
+  def sizes(self):
+    out = []
+    for s in self.shapes:
+      out += [(s[1], s[2])] * s[0]
+    return out
+
+  def __getitem__(self, i):
+    f, j = self._locate(int(i))
+    arr = self._cache.get(f)
+    if arr is None:
+      try:
+        with np.load(self.files[f]) as z:
+          arr = z["image"]
+      except Exception as e:  # pylint: disable=broad-except
+        raise ValueError(f"data spec {self.spec!r}: cannot read {self.files[f]}: {e}") from e
+      self._cache[f] = arr
+    return to_channels(arr[j], self.channels, self.name(i))
+
+
+def _load_builtin(name: str) -> np.ndarray:
+  from skimage import data as skdata  # pylint: disable=g-import-not-at-top
+  a = getattr(skdata, name)()
+  if isinstance(a, tuple):  # stereo_motorcycle -> (left, right, disparity)
+    a = a[0]
+  return a
+
+
+class BuiltinSource(Source):
+  """scikit-image's bundled photographs, `train` or `eval` split (see module docstring)."""
+
+  def __init__(self, split: str, channels: int):
+    if split not in ("train", "eval"):
+      raise ValueError(f"builtin split must be 'train' or 'eval', got {split!r}")
+    self.spec = "builtin"
+    self.split = split
+    self.channels = channels
+    self.names = BUILTIN_TRAIN if split == "train" else BUILTIN_EVAL
+    self._cache = {}
+    self._cache_bytes = 0
+    self._sizes = [tuple(self[i].shape[:2]) for i in range(len(self.names))]
+
+  def __len__(self) -> int:
+    return len(self.names)
+
+  def name(self, i: int) -> str:
+    return self.names[i]
+
+  def sizes(self):
+    return list(self._sizes)
+
+  def __getitem__(self, i):
+    i = int(i)
+    a = self._cache.get(i)
+    if a is None:
+      a = to_channels(_load_builtin(self.names[i]), self.channels, self.names[i])
+      self._cache[i] = a
+    return a
+
+
+class TfdsSource(Source):
+  """A prepared tensorflow-datasets dataset through `tfds.data_source` (never downloads)."""
+
+  def __init__(self, name: str, split: str | None, channels: int, data_dir: str = "",
+               default_splits: Sequence[str] = ("train",), spec: str | None = None):
+    self.spec = spec or f"tfds:{name}" + (f":{split}" if split else "")
+    self.channels = channels
+    try:
+      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    except ImportError as e:
+      raise ValueError(f"data spec {self.spec!r} needs tensorflow-datasets, which is not "
+                       "installed; use folder:PATH or npz:GLOB instead") from e
+    hint = ("This code never downloads: prepare the dataset elsewhere with "
+            "`tfds.builder(NAME, data_dir=DIR).download_and_prepare(file_format='array_record')`"
+            " and point data.tfds_data_dir at DIR, or export the images and use folder:PATH or "
+            "npz:GLOB instead.")
+    data_dir = data_dir or None
+    try:
+      builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as e:  # pylint: disable=broad-except
+      raise ValueError(f"data spec {self.spec!r}: unknown tfds dataset {name!r}: "
+                       f"{str(e).splitlines()[0]}. {hint}") from e
+    if not builder.is_prepared():
+      raise ValueError(f"data spec {self.spec!r}: tfds dataset {name!r} is not prepared in "
+                       f"{builder.data_dir}. {hint}")
+    splits = list(builder.info.splits.keys())  # empty only under tfds.testing.mock_data
+    if split is None:
+      split = next((s for s in default_splits if s in splits or not splits), None)
+      if split is None:
+        raise ValueError(f"data spec {self.spec!r}: none of the splits {list(default_splits)} "
+                         f"exists; available: {splits}")
+    if splits and split not in splits and split.split("[")[0] not in splits:
+      raise ValueError(f"data spec {self.spec!r}: split {split!r} not found; available: "
+                       f"{splits}")
+    self.split = split
+    self.tfds_name = name
+    features = builder.info.features
+    self.key = self._image_key(features)
+    try:
+      self._ds = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    except Exception as e:  # pylint: disable=broad-except
+      raise ValueError(f"data spec {self.spec!r}: cannot open {name!r} for random access: "
+                       f"{e}. {hint}") from e
+    if len(self._ds) == 0:
+      raise ValueError(f"data spec {self.spec!r}: split {split!r} is empty")
+    shape = tuple(features[self.key].shape)
+    self._static_hw = shape[:2] if len(shape) >= 2 and None not in shape[:2] else None
+    self._cache = {}
+    self._cache_bytes = 0
+
+  def _image_key(self, features) -> str:
+    keys = list(features.keys())
+    for k in ("image", "hr"):
+      if k in keys:
+        return k
+    for k in keys:
+      shape = getattr(features[k], "shape", ())
+      if len(shape) == 3 and shape[-1] in (1, 3, 4):
+        return k
+    raise ValueError(f"data spec {self.spec!r}: no image feature among {keys}")
+
+  def __len__(self) -> int:
+    return len(self._ds)
+
+  def name(self, i: int) -> str:
+    return f"{self.tfds_name}:{self.split}[{i}]"
+
+  def sizes(self):
+    return None if self._static_hw is None else [self._static_hw] * len(self)
+
+  def __getitem__(self, i):
+    return to_channels(self._ds[int(i)][self.key], self.channels, self.name(i))
+
+
+# ---------------------------------------------------------------------------------------------
+# Spec parsing
+# ---------------------------------------------------------------------------------------------
+
+def check_channels(channels) -> int:
+  if channels not in (1, 3):
+    raise ValueError(f"data.channels must be 1 (gray) or 3 (RGB), got {channels!r}")
+  return int(channels)
+
+
+def open_source(spec: str, channels: int, *, split: str = "train",
+                tfds_data_dir: str = "") -> Source:
+  """Opens the source named by `spec`; `split` ('train' | 'eval') picks builtin's split."""
+  channels = check_channels(channels)
+  spec = str(spec).strip()
+  if spec == "builtin":
+    return BuiltinSource(split, channels)
+  kind, sep, arg = spec.partition(":")
+  if sep and kind == "folder" and arg:
+    return FolderSource(arg, channels, spec)
+  if sep and kind == "npz" and arg:
+    return NpzSource(arg, channels, spec)
+  if sep and kind == "tfds" and arg:
+    name, _, tsplit = arg.partition(":")
+    defaults = ("train",) if split == "train" else ("test", "validation", "train")
+    return TfdsSource(name, tsplit or None, channels, tfds_data_dir, defaults, spec)
+  raise ValueError(f"unknown data spec {spec!r}; valid specs: {', '.join(SPEC_PREFIXES)}")

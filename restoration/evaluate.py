@@ -1,0 +1,153 @@
+"""Evaluation: the pmapped eval step and the Evaluator used during training and by --mode=eval.
+
+Every eval image is corrupted with a key derived from (config.eval.seed, image index), so all
+models, runs and device counts see the same corrupted images. Metrics are computed per image
+on outputs clipped to [0, 1] with the convention in config.eval (RGB or Y, border crop, uint8
+quantisation), summed over valid images with `psum` (padding of the last partial batch is
+masked out), and divided by the global count: exact means across devices and hosts.
+"""
+
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax import lax
+
+from restoration import corruptions
+from restoration import data
+from restoration import inference
+from restoration import losses
+from restoration import metrics
+from restoration import parallel
+
+METRICS = ("psnr", "ssim", "input_psnr", "input_ssim", "loss")
+
+
+def metric_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  return dict(y_channel=config.eval.y_channel, crop_border=config.eval.crop_border,
+              quantize=config.eval.quantize)
+
+
+def convention(config: ml_collections.ConfigDict) -> str:
+  return metrics.convention_name(**metric_options(config))
+
+
+def corrupt_eval_images(corrupt: Callable, seed: int, clean: jax.Array,
+                        index: jax.Array) -> jax.Array:
+  """Corrupts each image with a key from (seed, its dataset index): batching-independent."""
+  keys = jax.vmap(functools.partial(jax.random.fold_in, jax.random.key(seed)))(index)
+  return jax.vmap(lambda k, x: corrupt(k, x[None])[0][0])(keys, clean)
+
+
+def per_image_metrics(restored: jax.Array, corrupted: jax.Array, clean: jax.Array, *,
+                      loss_fn: Callable, options: dict[str, Any]) -> dict[str, jax.Array]:
+  restored = jnp.clip(restored.astype(jnp.float32), 0.0, 1.0)
+  return {
+      "psnr": metrics.psnr(restored, clean, **options),
+      "ssim": metrics.ssim(restored, clean, **options),
+      "input_psnr": metrics.psnr(corrupted, clean, **options),
+      "input_ssim": metrics.ssim(corrupted, clean, **options),
+      "loss": jax.vmap(lambda r, c: loss_fn(r[None], c[None]))(restored, clean),
+  }
+
+
+def eval_step(variables: Any, images: jax.Array, valid: jax.Array, index: jax.Array, *,
+              model, corrupt: Callable, seed: int, loss_fn: Callable,
+              options: dict[str, Any], self_ensemble: bool) -> tuple[dict, dict, jax.Array]:
+  """Per device: returns (global sums incl. 'count', per-image metrics, restored uint8)."""
+  clean = images.astype(jnp.float32) / 255.0
+  corrupted = corrupt_eval_images(corrupt, seed, clean, index)
+  apply = lambda x: model.apply(variables, x, train=False)
+  restored = inference.self_ensemble(apply, corrupted) if self_ensemble else apply(corrupted)
+  restored = jnp.clip(restored.astype(jnp.float32), 0.0, 1.0)
+  per_image = per_image_metrics(restored, corrupted, clean, loss_fn=loss_fn, options=options)
+  # where, not multiply: padded slots can hold inf PSNR (identical zero images) and inf*0=nan.
+  sums = {k: jnp.sum(jnp.where(valid, v, 0.0)) for k, v in per_image.items()}
+  sums["count"] = jnp.sum(valid.astype(jnp.float32))
+  sums = lax.psum(sums, parallel.AXIS)
+  to_u8 = lambda x: jnp.round(x * 255.0).astype(jnp.uint8)
+  return sums, per_image, jnp.stack([to_u8(corrupted), to_u8(restored)])
+
+
+@dataclasses.dataclass
+class EvalResult:
+  """Means over the eval set plus per-image values and the images kept for the grid."""
+  means: dict[str, float]
+  n_images: int
+  per_image: dict[str, np.ndarray]  # name -> [n] values (this process's images, index order)
+  names: list[str]
+  samples: list[tuple[np.ndarray, np.ndarray, np.ndarray, float, float]]
+
+  def grid_arrays(self, n: int) -> dict[str, Any]:
+    """save_grid's keyword arguments for the first n kept images (of the first one's shape)."""
+    kept = self.samples[:n]
+    shape = kept[0][0].shape
+    kept = [s for s in kept if s[0].shape == shape]
+    clean, corrupted, restored, pin, pout = zip(*kept)
+    return {"clean": np.stack(clean), "corrupted": np.stack(corrupted),
+            "restored": np.stack(restored), "psnr_corrupted": list(pin),
+            "psnr_restored": list(pout)}
+
+
+class Evaluator:
+  """Evaluates a model's variables on config.data.eval under one or more corruption chains."""
+
+  def __init__(self, config: ml_collections.ConfigDict, model, *,
+               devices: Sequence[jax.Device] | None = None,
+               images: list[tuple[str, np.ndarray]] | None = None):
+    self.config = config
+    self.model = model
+    self.devices = list(devices) if devices is not None else jax.local_devices()
+    self.images = images if images is not None else data.load_eval_images(config)
+    if not self.images:
+      raise ValueError(f"config.data.eval={config.data.eval!r} has no images")
+    self.loss_fn = losses.make_loss(dict(config.loss))
+    self._steps: dict[str, Callable] = {}
+
+  def _step(self, specs: list[dict]) -> Callable:
+    key = repr(specs)
+    if key not in self._steps:
+      fn = functools.partial(
+          eval_step, model=self.model, corrupt=corruptions.chain(specs), seed=self.config.eval.seed,
+          loss_fn=self.loss_fn, options=metric_options(self.config),
+          self_ensemble=self.config.eval.self_ensemble)
+      self._steps[key] = parallel.parallelize(fn, devices=self.devices)
+    return self._steps[key]
+
+  def evaluate(self, variables: Any, specs: list[dict] | None = None, *,
+               replicated: bool = True, keep_samples: int | None = None) -> EvalResult:
+    """`variables` replicated over the local devices (as in training) unless replicated=False."""
+    specs = list(self.config.corruption) if specs is None else list(specs)
+    if not replicated:
+      variables = parallel.replicate(variables, self.devices)
+    keep = self.config.eval.num_grid_images if keep_samples is None else keep_samples
+    p_eval = self._step(specs)
+    totals: dict[str, float] = {}
+    per_image: dict[int, dict[str, float]] = {}
+    samples = []
+    for batch in data.eval_batches(self.images, batch_size=self.config.data.eval_batch_size,
+                                   process_index=jax.process_index(),
+                                   process_count=jax.process_count(),
+                                   local_device_count=len(self.devices)):
+      sums, values, pictures = p_eval(variables, batch["image"], batch["valid"], batch["index"])
+      sums, values, pictures = jax.device_get((sums, values, pictures))
+      for k, v in sums.items():
+        totals[k] = totals.get(k, 0.0) + float(np.asarray(v)[0])
+      for d, b in zip(*np.nonzero(batch["valid"])):
+        i = int(batch["index"][d, b])
+        per_image[i] = {k: float(v[d, b]) for k, v in values.items()}
+        if len(samples) < keep:
+          samples.append((batch["image"][d, b], pictures[d, 0, b], pictures[d, 1, b],
+                          per_image[i]["input_psnr"], per_image[i]["psnr"]))
+    count = totals.pop("count")
+    means = {k: totals[k] / count for k in METRICS}
+    order = sorted(per_image)
+    return EvalResult(
+        means=means, n_images=int(round(count)),
+        per_image={k: np.array([per_image[i][k] for i in order]) for k in METRICS},
+        names=[self.images[i][0] for i in order], samples=samples)

@@ -1,0 +1,100 @@
+"""What a run writes about itself: config.json, metrics.jsonl, TensorBoard events, console.
+
+metrics.jsonl holds one JSON object per event, e.g.
+  {"step": 100, "kind": "train", "loss": ..., "learning_rate": ..., "grad_norm": ..., "steps_per_sec": ...}
+  {"step": 1000, "kind": "eval", "psnr": ..., "ssim": ..., "input_psnr": ..., "input_ssim": ...}
+TensorBoard events (tensorboardX: no TensorFlow needed) go to <workdir>/tensorboard as
+'<kind>/<name>'. Only process 0 writes; the other processes get a writer that does nothing.
+"""
+
+import json
+import math
+import os
+from typing import Any
+
+import ml_collections
+from absl import logging
+
+
+def write_config(workdir: str, config: ml_collections.ConfigDict) -> str:
+  """Writes the resolved config to <workdir>/config.json; returns the path."""
+  path = os.path.join(workdir, "config.json")
+  with open(path, "w") as f:
+    f.write(config.to_json(indent=2, sort_keys=True))
+    f.write("\n")
+  return path
+
+
+def read_events(path: str) -> list[dict[str, Any]]:
+  """Reads metrics.jsonl, skipping a partial last line (a crash can leave one)."""
+  events = []
+  if not os.path.exists(path):
+    return events
+  with open(path) as f:
+    for line in f:
+      try:
+        events.append(json.loads(line))
+      except json.JSONDecodeError:
+        continue
+  return events
+
+
+class MetricWriter:
+  """Appends events to metrics.jsonl and TensorBoard; a no-op when `enabled` is False."""
+
+  def __init__(self, workdir: str, *, enabled: bool = True, resume_step: int = 0):
+    self.enabled = enabled
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._tb = None
+    if not enabled:
+      return
+    self._truncate_after(resume_step)
+    from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
+    self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1
+                             if resume_step else None)
+
+  def _truncate_after(self, step: int) -> None:
+    # A resumed run recomputes (identically) every event after its checkpoint; drop the old
+    # copies so the log holds each step once. Lines we do not understand are kept.
+    if not os.path.exists(self.path):
+      return
+    with open(self.path) as f:
+      lines = f.readlines()
+    kept = []
+    for line in lines:
+      try:
+        event = json.loads(line)
+      except json.JSONDecodeError:
+        continue  # a partial line from a crash
+      if isinstance(event, dict) and event.get("step", 0) > step:
+        continue
+      kept.append(line if line.endswith("\n") else line + "\n")
+    if len(kept) != len(lines):
+      tmp = self.path + ".tmp"
+      with open(tmp, "w") as f:
+        f.writelines(kept)
+      os.replace(tmp, self.path)
+
+  def write(self, step: int, kind: str, **scalars: float) -> None:
+    if not self.enabled:
+      return
+    event = {"step": int(step), "kind": kind}
+    event.update({k: _jsonable(v) for k, v in scalars.items()})
+    with open(self.path, "a") as f:
+      f.write(json.dumps(event) + "\n")
+    for k, v in scalars.items():
+      v = float(v)
+      if math.isfinite(v):
+        self._tb.add_scalar(f"{kind}/{k}", v, step)
+    self._tb.flush()
+    logging.info("step %d %s: %s", step, kind,
+                 ", ".join(f"{k}={float(v):.4g}" for k, v in scalars.items()))
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+
+
+def _jsonable(v: Any) -> float | None:
+  v = float(v)
+  return v if math.isfinite(v) else None

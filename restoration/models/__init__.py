@@ -1,0 +1,94 @@
+"""Restoration models (Flax linen) and their registry.
+
+`get_model(name, **overrides)` builds a registered model; `MODELS` maps each name to a
+constructor (a `functools.partial` of the module class with that name's preset fields):
+
+  cnn       `CNN`: plain 3x3 conv + ReLU stack (depth 9, 36 ch, 83,883 params RGB)
+  dncnn     `DnCNN`: DnCNN-S, 17 layers, 64 ch, BN, residual noise prediction
+  unet      `UNet`: 4 levels 64-128-256-512, bottleneck 2x deepest (1024), residual
+  unet512   `UNet` with bottleneck=512
+  unet1024  `UNet` with bottleneck=1024 (the original U-Net)
+  patchgan  `PatchGAN`: pix2pix 70x70 conditional discriminator, __call__(corrupted,
+            candidate, *, train) -> (N, h, w, 1) logits
+  cvt       `CvT`: conv token embedding + windowed-attention transformer + conv decoder
+
+Common contract of the restorers (cnn, dncnn, unet*, cvt): `__call__(x, *, train)`, x float
+NHWC of any height/width (odd sizes included; U-Net/CvT pad internally and crop back);
+output NHWC with the input's height, width and dtype, and `out_channels` channels (default:
+the input's). Field `dtype` sets the computation dtype (e.g. bfloat16 on GPU/TPU);
+parameters stay `param_dtype` (float32). BatchNorm lives in the 'batch_stats' collection
+and uses batch statistics when `train=True` (apply with `mutable=['batch_stats']`);
+dropout uses the 'dropout' rng when `train=True` and its rate is > 0. `residual=True`
+makes the network predict a residual: output = x + net(x) (DnCNN: x - net(x)); when
+out_channels != in_channels (only in_channels == 1 is allowed, e.g. gray -> RGB
+colourisation) the residual is w.r.t. the input broadcast to out_channels.
+
+This package imports nothing else from `restoration`.
+"""
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from restoration.models.cnn import CNN
+from restoration.models.cvt import CvT
+from restoration.models.dncnn import DnCNN
+from restoration.models.layers import crop_to, pad_to_multiple
+from restoration.models.patchgan import PatchGAN
+from restoration.models.unet import UNet, unet_param_count
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "cnn": functools.partial(CNN),
+    "dncnn": functools.partial(DnCNN),
+    "unet": functools.partial(UNet),
+    "unet512": functools.partial(UNet, bottleneck=512),
+    "unet1024": functools.partial(UNet, bottleneck=1024),
+    "patchgan": functools.partial(PatchGAN),
+    "cvt": functools.partial(CvT),
+}
+
+_DTYPE_FIELDS = ("dtype", "param_dtype")
+
+
+def model_fields(name: str) -> dict[str, Any]:
+  """The overridable fields of model `name` with their effective defaults."""
+  ctor = _lookup(name)
+  out = {}
+  for f in dataclasses.fields(ctor.func):
+    if f.name in ("parent", "name"):
+      continue
+    out[f.name] = ctor.keywords.get(f.name, f.default)
+  return out
+
+
+def _lookup(name: str) -> functools.partial:
+  if name not in MODELS:
+    raise ValueError(f"unknown model {name!r}; valid names: {', '.join(sorted(MODELS))}")
+  return MODELS[name]
+
+
+def get_model(name: str, **overrides: Any) -> nn.Module:
+  """Builds the registered model `name` with field `overrides` (e.g. features=32).
+
+  `dtype`/`param_dtype` may be given as strings ('bfloat16', 'float32'). Raises ValueError
+  for an unknown name (listing the valid ones) or an override that is not a field of the
+  model (listing its fields).
+  """
+  ctor = _lookup(name)
+  fields = model_fields(name)
+  bad = sorted(k for k in overrides if k not in fields)
+  if bad:
+    raise ValueError(f"model {name!r} ({ctor.func.__name__}) has no field(s) "
+                     f"{', '.join(map(repr, bad))}; valid fields: {', '.join(fields)}")
+  overrides = dict(overrides)
+  for k in _DTYPE_FIELDS:
+    if isinstance(overrides.get(k), str):
+      overrides[k] = jnp.dtype(overrides[k])
+  return ctor(**overrides)
+
+
+__all__ = ["MODELS", "get_model", "model_fields", "CNN", "DnCNN", "UNet", "PatchGAN", "CvT",
+           "unet_param_count", "pad_to_multiple", "crop_to"]

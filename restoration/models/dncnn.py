@@ -1,0 +1,55 @@
+"""DnCNN (Zhang et al., "Beyond a Gaussian Denoiser: Residual Learning of Deep CNN for Image
+Denoising", IEEE TIP 2017)."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from restoration.models.layers import Dtype, finish
+
+
+class DnCNN(nn.Module):
+  """DnCNN: `depth` 3x3 conv layers of `features` channels with residual learning.
+
+  Layout (defaults = DnCNN-S, depth 17, 64 channels): conv + ReLU, then (depth - 2) x
+  [conv (no bias) + BatchNorm + ReLU], then conv to C_out. The network predicts the noise;
+  with `residual=True` (default) the output is `x - net(x)`.
+
+  Parameters, 1 -> 1 channel: 640 + 15 * 36,864 + 576 + 1 = 554,177 conv weights/biases plus
+  15 * 128 = 1,920 BN scale/bias = 556,097 params (running mean/var live in 'batch_stats').
+  3 -> 3: 558,403.
+
+  Data contract: x float NHWC of any H, W; returns float NHWC (input dtype) with
+  `out_channels` channels (default: C_in; when C_in == 1 < out_channels the residual is
+  taken w.r.t. the gray input broadcast to every channel). Computation in `dtype`, params in
+  `param_dtype`. `train=True` normalises with batch statistics and needs
+  `mutable=['batch_stats']`; `train=False` uses the running averages.
+  """
+  depth: int = 17
+  features: int = 64
+  out_channels: int | None = None
+  residual: bool = True
+  bn_momentum: float = 0.9   # flax convention: running = m * running + (1 - m) * batch
+  bn_epsilon: float = 1e-5
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    if self.depth < 2:
+      raise ValueError(f"dncnn: depth must be >= 2, got {self.depth}")
+    out_ch = self.out_channels or x.shape[-1]
+    # He init before ReLUs; LeCun (unit gain) for the linear output layer.
+    conv = lambda f, bias, name, init=nn.initializers.kaiming_normal(): nn.Conv(
+        f, (3, 3), padding="SAME", use_bias=bias, dtype=self.dtype,
+        param_dtype=self.param_dtype, kernel_init=init, name=name)
+    h = x.astype(self.dtype)
+    h = nn.relu(conv(self.features, True, "conv0")(h))
+    for i in range(1, self.depth - 1):
+      h = conv(self.features, False, f"conv{i}")(h)
+      h = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                       epsilon=self.bn_epsilon, dtype=self.dtype,
+                       param_dtype=self.param_dtype, name=f"bn{i}")(h)
+      h = nn.relu(h)
+    noise = conv(out_ch, True, f"conv{self.depth - 1}", nn.initializers.lecun_normal())(h)
+    return finish(noise, x, residual=self.residual, sign=-1.0, model="dncnn")

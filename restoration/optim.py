@@ -1,0 +1,86 @@
+"""Optimizer and learning-rate schedule from `config.optimizer` (optax).
+
+Schedules: `constant` and `cosine` (both with linear warmup), `step` (piecewise constant decay
+at fractions of total_steps) and `plateau` (optax.contrib.reduce_on_plateau on the training
+loss, which the train step passes as `value=`). The plateau scale lives in the optimizer
+state, so it is checkpointed and resumes exactly like everything else.
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "step", "plateau")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the bad `config.optimizer` field."""
+  o = config.optimizer
+  if o.name not in OPTIMIZERS:
+    raise ValueError(f"config.optimizer.name={o.name!r}; allowed: {list(OPTIMIZERS)}")
+  if o.schedule not in SCHEDULES:
+    raise ValueError(f"config.optimizer.schedule={o.schedule!r}; allowed: {list(SCHEDULES)}")
+  if not o.learning_rate > 0:
+    raise ValueError(f"config.optimizer.learning_rate must be > 0, got {o.learning_rate}")
+  if o.warmup_steps < 0 or o.warmup_steps >= max(config.total_steps, 1) and o.warmup_steps:
+    raise ValueError(f"config.optimizer.warmup_steps={o.warmup_steps} must be in "
+                     f"[0, total_steps={config.total_steps})")
+  if o.grad_clip_norm < 0:
+    raise ValueError(f"config.optimizer.grad_clip_norm must be >= 0, got {o.grad_clip_norm}")
+  if o.schedule == "step" and not all(0 < f < 1 for f in o.decay_steps):
+    raise ValueError(f"config.optimizer.decay_steps={tuple(o.decay_steps)}: fractions of "
+                     "total_steps in (0, 1)")
+
+
+def make_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
+  """The base schedule (without the plateau factor, which depends on the loss history)."""
+  o, total = config.optimizer, config.total_steps
+  lr, warm = o.learning_rate, o.warmup_steps
+  if o.schedule == "cosine":
+    return optax.warmup_cosine_decay_schedule(
+        0.0, lr, warmup_steps=warm, decay_steps=max(total, warm + 1), end_value=lr * o.end_factor)
+  if o.schedule == "step":
+    bounds = {int(f * total): o.decay_factor for f in o.decay_steps}
+    return optax.piecewise_constant_schedule(lr, bounds)
+  if warm:
+    return optax.join_schedules(
+        [optax.linear_schedule(0.0, lr, warm), optax.constant_schedule(lr)], [warm])
+  return optax.constant_schedule(lr)
+
+
+def make_optimizer(
+    config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformationExtraArgs, optax.Schedule]:
+  """Returns (tx, schedule). `tx.update` accepts `value=loss` (used by the plateau schedule)."""
+  validate(config)
+  o = config.optimizer
+  schedule = make_schedule(config)
+  if o.name == "adam":
+    base = optax.adam(schedule)
+  elif o.name == "adamw":
+    base = optax.adamw(schedule, weight_decay=o.weight_decay)
+  else:
+    base = optax.sgd(schedule, momentum=o.momentum or None)
+  parts = []
+  if o.grad_clip_norm:
+    parts.append(optax.clip_by_global_norm(o.grad_clip_norm))
+  parts.append(base)
+  if o.schedule == "plateau":
+    parts.append(optax.contrib.reduce_on_plateau(
+        factor=o.decay_factor, patience=o.plateau_patience))
+  return optax.chain(*parts), schedule
+
+
+def current_learning_rate(schedule: optax.Schedule, opt_state, step: jax.Array) -> jax.Array:
+  """Learning rate in effect at `step`: schedule value times any reduce-on-plateau scale."""
+  scale = jnp.float32(1.0)
+  for s in jax.tree.leaves(opt_state, is_leaf=_is_plateau):
+    if _is_plateau(s):
+      scale = s.scale
+  return schedule(step) * scale
+
+
+def _is_plateau(x) -> bool:
+  return isinstance(x, optax.contrib.ReduceLROnPlateauState)
+

@@ -1,0 +1,53 @@
+"""What launch.py calls: process set-up, then train, eval or restore."""
+
+import importlib.util
+import json
+import os
+
+import ml_collections
+from absl import logging
+
+from restoration import parallel
+
+
+def hide_tensorflow_from_accelerators() -> None:
+  """tfds may import TensorFlow; it must not grab GPU/TPU memory that JAX needs."""
+  if importlib.util.find_spec("tensorflow") is None:
+    return
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tf.config.set_visible_devices([], "GPU")
+  tf.config.set_visible_devices([], "TPU")
+
+
+def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
+  """The resolved config a training run wrote to <workdir>/config.json."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: pass --config, or a --workdir of a training run")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def main(mode: str, config: ml_collections.ConfigDict | None, workdir: str, *,
+         step: int | None = None, input_path: str | None = None,
+         output_dir: str | None = None, overwrite: bool = False) -> None:
+  hide_tensorflow_from_accelerators()
+  parallel.maybe_initialize_distributed()
+  if config is None:
+    if mode == "train":
+      raise ValueError("--config is required for --mode=train")
+    config = load_workdir_config(workdir)
+  logging.info("mode=%s workdir=%s", mode, workdir)
+  if mode == "train":
+    from restoration import train  # pylint: disable=g-import-not-at-top
+    train.train_and_evaluate(config, workdir)
+  elif mode == "eval":
+    from restoration import eval_mode  # pylint: disable=g-import-not-at-top
+    eval_mode.run(config, workdir, step=step)
+  elif mode == "restore":
+    if not input_path or not output_dir:
+      raise ValueError("--mode=restore needs --input (file, folder or glob) and --output")
+    from restoration import restore  # pylint: disable=g-import-not-at-top
+    restore.run(config, workdir, input_path, output_dir, step=step, overwrite=overwrite)
+  else:
+    raise ValueError(f"--mode={mode!r}; allowed: train, eval, restore")

@@ -1,0 +1,247 @@
+"""Training: the pure per-device train step and the loop that drives it.
+
+The loop resumes automatically from the latest checkpoint in the workdir and then continues
+exactly as an uninterrupted run would: the state (params, BN stats, optimizer, EMA) and the
+input iterator's position are checkpointed together, and every random draw is derived from
+(config.seed, step), never carried.
+
+RNG derivation, per step `s` (all `fold_in`):
+  step key       k_s   = fold_in(key(seed), s)
+  corruption     per training example with GLOBAL index g: fold_in(fold_in(k_s, 1), g), so
+                 results do not depend on how the global batch is split over devices/hosts
+  device key     k_s,d = fold_in(k_s, d) (d = global device index) for dropout and for the
+                 device-resident sampler's crops
+"""
+
+import functools
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import tqdm
+from absl import logging
+from jax import lax
+
+from restoration import checkpoints
+from restoration import corruptions
+from restoration import data
+from restoration import evaluate
+from restoration import logging as rlog
+from restoration import losses
+from restoration import optim
+from restoration import parallel
+from restoration import state as state_lib
+from restoration import visualize
+
+TrainState = state_lib.TrainState
+_CORRUPT_STREAM, _DROPOUT_STREAM, _SAMPLE_STREAM = 1, 2, 3
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Training produced a NaN/inf loss or gradient; the last good checkpoint is kept."""
+
+
+def validate_config(config: ml_collections.ConfigDict, *, num_devices: int | None = None) -> None:
+  """Checks every field the run reads, raising ValueError naming it, before any compilation."""
+  for name in ("total_steps", "batch_size", "patch_size", "log_every_steps",
+               "eval_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
+    value = config[name]
+    if not isinstance(value, int) or value < 1:
+      raise ValueError(f"config.{name} must be an integer >= 1, got {value!r}")
+  if not 0.0 <= config.ema_decay < 1.0:
+    raise ValueError(f"config.ema_decay must be in [0, 1), got {config.ema_decay}")
+  num_devices = num_devices or jax.device_count()
+  if config.batch_size % num_devices:
+    raise ValueError(f"config.batch_size={config.batch_size} must be divisible by the "
+                     f"{num_devices} devices")
+  if config.data.eval_batch_size % num_devices:
+    raise ValueError(f"config.data.eval_batch_size={config.data.eval_batch_size} must be "
+                     f"divisible by the {num_devices} devices")
+  state_lib.build_model(config)
+  corruptions.validate(list(config.corruption), image_shape=(config.patch_size,) * 2)
+  for name, specs in config.eval.sweep.items():
+    try:
+      corruptions.validate(list(specs))
+    except ValueError as e:
+      raise ValueError(f"config.eval.sweep.{name}: {e}") from e
+  losses.validate(dict(config.loss))
+  optim.validate(config)
+  data.validate_data_config(config)
+
+
+def train_step(state: TrainState, batch: Any, *, model, tx: optax.GradientTransformation,
+               schedule: optax.Schedule, corrupt: Callable, loss_fn: Callable,
+               sample: Callable[[jax.Array, Any], jax.Array], seed: int,
+               ema_decay: float) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimizer step on one device's share of the global batch (call via parallel)."""
+  device = lax.axis_index(parallel.AXIS)
+  step_key = jax.random.fold_in(jax.random.key(seed), state.step)
+  device_key = jax.random.fold_in(step_key, device)
+  clean = sample(jax.random.fold_in(device_key, _SAMPLE_STREAM), batch)
+  clean = clean.astype(jnp.float32) / 255.0
+  n = clean.shape[0]
+  example_keys = jax.vmap(functools.partial(jax.random.fold_in,
+                                            jax.random.fold_in(step_key, _CORRUPT_STREAM)))(
+                                                device * n + jnp.arange(n))
+  corrupted, _ = jax.vmap(lambda k, x: jax.tree.map(lambda a: a[0], corrupt(k, x[None])))(
+      example_keys, clean)
+
+  def loss_of(params):
+    variables = {"params": params}
+    if state.batch_stats:
+      variables["batch_stats"] = state.batch_stats
+    restored, updates = model.apply(
+        variables, corrupted, train=True, mutable=["batch_stats"],
+        rngs={"dropout": jax.random.fold_in(device_key, _DROPOUT_STREAM)})
+    return loss_fn(restored, clean), updates.get("batch_stats", {})
+
+  (loss, batch_stats), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
+  grads, loss, batch_stats = lax.pmean((grads, loss, batch_stats), parallel.AXIS)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params, value=loss)
+  params = optax.apply_updates(state.params, updates)
+  ema = state.ema_params
+  if ema is not None:
+    ema = optax.incremental_update(params, ema, step_size=1.0 - ema_decay)
+  metrics = {"loss": loss, "grad_norm": optax.global_norm(grads),
+             "learning_rate": optim.current_learning_rate(schedule, state.opt_state, state.step)}
+  new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
+                            opt_state=opt_state, ema_params=ema)
+  return new_state, metrics
+
+
+def _host_batch(_, batch):
+  return batch
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       devices: Sequence[jax.Device] | None = None) -> TrainState:
+  """Trains (resuming from the workdir's latest checkpoint) and evaluates; returns the state.
+
+  `devices` restricts the run to some local devices (tests compare 1 vs 2 devices).
+  """
+  devices = list(devices) if devices is not None else jax.local_devices()
+  n_local, n_global = len(devices), len(devices) * jax.process_count()
+  validate_config(config, num_devices=n_global)
+  os.makedirs(workdir, exist_ok=True)
+  lead = jax.process_index() == 0
+
+  model = state_lib.build_model(config)
+  tx, schedule = optim.make_optimizer(config)
+  corrupt = corruptions.chain(list(config.corruption), image_shape=(config.patch_size,) * 2)
+  loss_fn = losses.make_loss(dict(config.loss))
+  ckpt = checkpoints.Checkpointer(workdir, keep=config.keep_checkpoints)
+
+  if config.data.on_device:
+    dev = data.load_device_data(config)
+    train_data = None
+    batch_arrays = parallel.to_devices(parallel.replicate((dev.images, dev.sizes), devices),
+                                       devices if jax.process_count() == 1 else None)
+    sample = functools.partial(_sample_device, batch_size=config.batch_size // n_global,
+                               patch_size=config.patch_size, augment=config.data.augment)
+  else:
+    train_data = data.make_train_data(config, process_index=jax.process_index(),
+                                      process_count=jax.process_count(),
+                                      local_device_count=n_local)
+    sample = _host_batch
+
+  state = jax.jit(lambda: state_lib.create_train_state(config, model, tx))()
+  start_step = 0
+  if ckpt.latest_step() is not None:
+    state, data_state = ckpt.restore_latest(jax.eval_shape(lambda: state))
+    start_step = int(state.step)
+    if train_data is not None:
+      train_data.set_state(data_state)
+    logging.info("Resumed from %s at step %d", workdir, start_step)
+  if lead:
+    rlog.write_config(workdir, config)
+  writer = rlog.MetricWriter(workdir, enabled=lead, resume_step=start_step)
+  evaluator = evaluate.Evaluator(config, model, devices=devices)
+
+  p_train = parallel.parallelize(
+      functools.partial(train_step, model=model, tx=tx, schedule=schedule, corrupt=corrupt,
+                        loss_fn=loss_fn, sample=sample, seed=config.seed,
+                        ema_decay=config.ema_decay),
+      donate_argnums=(0,), devices=devices)
+  rstate = parallel.to_devices(parallel.replicate(state, devices),
+                               devices if jax.process_count() == 1 else None)
+  block_each_step = jax.default_backend() == "cpu"  # CPU collectives can deadlock otherwise
+
+  pending: list[tuple[int, dict]] = []
+  data_state: dict | None = None
+  last_log_time, last_log_step = time.time(), start_step
+  bar = tqdm.tqdm(total=config.total_steps, initial=start_step, disable=not lead,
+                  desc="train", unit="step", dynamic_ncols=True)
+  try:
+    for step in range(start_step + 1, config.total_steps + 1):  # `step` = steps done after it
+      if train_data is not None:
+        batch = next(train_data)
+        data_state = train_data.get_state()  # position after this batch: what a resume needs
+      else:
+        batch = batch_arrays
+      rstate, metrics = p_train(rstate, batch)
+      if block_each_step:
+        jax.block_until_ready(metrics)
+      pending.append((step, metrics))
+      bar.update(1)
+      last = step == config.total_steps
+      if step % config.log_every_steps == 0 or last:
+        values = _flush(pending)
+        now = time.time()
+        sps = (step - last_log_step) / max(now - last_log_time, 1e-9)
+        last_log_time, last_log_step = now, step
+        writer.write(step, "train", **values, steps_per_sec=sps)
+        bar.set_postfix(loss=f"{values['loss']:.4g}", refresh=False)
+      if step % config.checkpoint_every_steps == 0 or last:
+        _flush(pending)
+        ckpt.save_latest(step, parallel.unreplicate(rstate), data_state)
+      if step % config.eval_every_steps == 0 or last:
+        _flush(pending)
+        result = evaluator.evaluate(rstate.eval_variables())
+        writer.write(step, "eval", **result.means)
+        if lead:
+          visualize.save_grid(os.path.join(workdir, "images", f"step_{step:07d}.png"),
+                              **result.grid_arrays(config.eval.num_grid_images))
+        ckpt.save_best(step, parallel.unreplicate(rstate), result.means["psnr"])
+  finally:
+    bar.close()
+    ckpt.wait()
+    ckpt.close()
+    writer.close()
+  if lead:
+    visualize.plot_curves(writer.path, os.path.join(workdir, "plots"))
+  return parallel.unreplicate(rstate)
+
+
+def _sample_device(key: jax.Array, arrays: tuple[jax.Array, jax.Array], *, batch_size: int,
+                   patch_size: int, augment: bool) -> jax.Array:
+  images, sizes = arrays
+  return data.sample_patches(key, images, sizes, batch_size=batch_size,
+                             patch_size=patch_size, augment=augment)
+
+
+def _flush(pending: list[tuple[int, dict]]) -> dict[str, float]:
+  """Fetches the pending per-step metrics; raises on the first non-finite one.
+
+  Returns the last step's values (device 0's copy; they are pmean'd, so all devices agree).
+  """
+  if not pending:
+    return {}
+  fetched = jax.device_get([m for _, m in pending])
+  steps = [s for s, _ in pending]
+  pending.clear()
+  for step, metrics in zip(steps, fetched):
+    for name in ("loss", "grad_norm"):
+      value = float(np.asarray(metrics[name])[0])
+      if not math.isfinite(value):
+        raise NonFiniteLossError(
+            f"non-finite {name} ({value}) at step {step}: training stopped; the last "
+            "checkpoint before it is kept. Lower optimizer.learning_rate or set "
+            "optimizer.grad_clip_norm.")
+  return {k: float(np.asarray(v)[0]) for k, v in fetched[-1].items()}

@@ -1,0 +1,476 @@
+"""Tests for restoration.corruptions: contract (shape, dtype, keys, jit, vmap), statistics,
+identities, reference implementations (scipy, Pillow's libjpeg) and parameter errors."""
+
+import functools
+import io
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+from PIL import Image
+
+from restoration import corruptions as C
+
+KEY = jax.random.key(0)
+
+# One randomised configuration per corruption: ranges wherever a parameter allows them, so
+# the per-image / per-key tests exercise the random draws.
+CASES = {
+    "random_blocks": dict(num_blocks=6, block_size=(3, 9), fill="noise"),
+    "gaussian_noise": dict(sigma=(5.0, 50.0)),
+    "salt_and_pepper": dict(amount=(0.05, 0.3), salt_ratio=0.5),
+    "poisson_noise": dict(peak=(5.0, 60.0)),
+    "speckle_noise": dict(sigma=(0.05, 0.3)),
+    "low_light": dict(brightness=(0.1, 0.6), gamma=(1.0, 2.5)),
+    "blur": dict(kernel="levin09:random"),
+    "gaussian_blur": dict(sigma=(0.3, 2.0)),
+    "motion_blur": dict(length=(3, 9), angle=None),
+    "grayscale": dict(),
+    "jpeg": dict(quality=(5, 60)),
+}
+DETERMINISTIC = {"grayscale"}  # ignores the key
+NAMES = sorted(CASES)
+RANDOM_NAMES = [n for n in NAMES if n not in DETERMINISTIC]
+
+
+def test_cases_cover_registry():
+  assert set(CASES) == set(C.CORRUPTIONS)
+
+
+@functools.lru_cache(maxsize=None)
+def jitted(name):
+  """One jitted callable per corruption, so shapes recompiled across tests are cached."""
+  return jax.jit(functools.partial(C.CORRUPTIONS[name], **CASES[name]))
+
+
+def rand_images(shape, seed=0):
+  return jnp.asarray(np.random.default_rng(seed).random(shape, np.float32))
+
+
+def psnr(a, b):
+  err = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+  return 10 * np.log10(1.0 / err)
+
+
+@functools.lru_cache(maxsize=None)
+def natural_uint8(size=64):
+  from skimage import data, transform  # bundled photo, no network
+  img = transform.resize(data.astronaut()[:400, 50:450], (size, size), anti_aliasing=True)
+  return np.round(img * 255).astype(np.uint8)
+
+
+def scipy_blur(x, k):
+  x = np.asarray(x)
+  return np.stack([np.stack([ndi.convolve(x[i, ..., c], k, mode="reflect")
+                             for c in range(x.shape[-1])], -1) for i in range(len(x))])
+
+
+# ---------------------------------------------------------------------------------------------
+# Contract: shape, dtype, range, jit, keys, per-image draws, vmap.
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_contract_rgb_odd_size_keys_and_per_image_draws(name):
+  a, b, c = rand_images((3, 37, 53, 3))
+  x = jnp.stack([a, a, b, c])  # images 0 and 1 are identical
+  fn = jitted(name)
+  y = fn(KEY, x)
+  assert y.shape == x.shape and y.dtype == x.dtype
+  assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
+  assert float(jnp.abs(y - x).mean()) > 1e-3  # it corrupts
+  np.testing.assert_array_equal(y, fn(jax.random.key(0), x))  # same key, same output
+  if name in DETERMINISTIC:
+    np.testing.assert_array_equal(y[0], y[1])
+  else:
+    assert float(jnp.abs(y - fn(jax.random.key(1), x)).max()) > 1e-3  # other key differs
+    assert float(jnp.abs(y[0] - y[1]).max()) > 1e-3  # same image, own randomness
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gray_eager_per_image_loop_and_vmap_bf16(name):
+  # Values k / 256 are exact in bfloat16 too, so the bf16 run sees the same input.
+  x = jnp.asarray(np.floor(np.random.default_rng(1).random((3, 16, 24, 1)) * 256) / 256,
+                  jnp.float32)
+  fn = jitted(name)
+  y = fn(KEY, x)
+  assert y.shape == x.shape and y.dtype == x.dtype
+  # jpeg rounds to 8-bit levels: a fused-vs-unfused float difference may flip one level.
+  atol = 1.01 / 255 if name == "jpeg" else 1e-5
+  # The documented per-image keys: an eager loop over single images reproduces the batch.
+  keys = jax.random.split(KEY, 3)
+  for i in range(3):
+    eager = C.CORRUPTIONS[name](keys[i:i + 1], x[i:i + 1], **CASES[name])
+    np.testing.assert_allclose(eager[0], y[i], atol=atol)
+  # Under an outer vmap (e.g. over groups) each group behaves like a direct call; bf16 in,
+  # bf16 out.
+  groups = jnp.stack([x, x[::-1]]).astype(jnp.bfloat16)
+  gkeys = jnp.stack([KEY, jax.random.key(3)])
+  yb = jax.jit(jax.vmap(functools.partial(C.CORRUPTIONS[name], **CASES[name])))(gkeys, groups)
+  assert yb.shape == groups.shape and yb.dtype == jnp.bfloat16
+  np.testing.assert_allclose(yb[0].astype(jnp.float32), y, atol=1 / 128)
+
+
+def test_legacy_uint32_key_is_accepted():
+  x = rand_images((2, 16, 16, 1))
+  fn = jitted("gaussian_noise")
+  raw = jax.random.PRNGKey(5)
+  np.testing.assert_array_equal(fn(raw, x), fn(jax.random.wrap_key_data(raw), x))
+  np.testing.assert_array_equal(C.per_image_keys(raw, 2).shape, (2,))
+  with pytest.raises(ValueError, match="per-image keys"):
+    fn(jax.random.split(KEY, 3), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics on large batches (64 images of 64x64 where many pixels are needed).
+
+HALF = jnp.full((64, 64, 64, 1), 0.5, jnp.float32)
+
+
+def test_gaussian_noise_std_and_blind_range():
+  y = jax.jit(lambda k, x: C.gaussian_noise(k, x, sigma=25.0))(KEY, HALF)
+  noise = (np.asarray(y) - 0.5) * 255
+  assert abs(noise.std() - 25.0) < 0.25 and abs(noise.mean()) < 0.1
+  y = jax.jit(lambda k, x: C.gaussian_noise(k, x, sigma=(5.0, 50.0)))(KEY, HALF)
+  per_image = ((np.asarray(y) - 0.5) * 255).std(axis=(1, 2, 3))
+  assert per_image.min() > 4.8 and per_image.max() < 51.0
+  assert per_image.min() < 15 and per_image.max() > 40  # spread over the range
+  x = rand_images((2, 16, 16, 3))
+  np.testing.assert_array_equal(C.gaussian_noise(KEY, x, sigma=0.0), x)
+  unclipped = C.gaussian_noise(KEY, x, sigma=50.0, clip=False)
+  assert float(unclipped.min()) < 0 and float(unclipped.max()) > 1
+
+
+def test_salt_and_pepper_fractions_and_mask():
+  x = jnp.full((64, 64, 64, 3), 0.5, jnp.float32)
+  y, mask = jax.jit(lambda k, x: C.salt_and_pepper(k, x, amount=0.2, salt_ratio=0.25,
+                                                   return_mask=True))(KEY, x)
+  y, mask = np.asarray(y), np.asarray(mask)
+  changed = np.any(y != 0.5, axis=-1)
+  assert mask.shape == (64, 64, 64, 1)
+  np.testing.assert_array_equal(changed, mask[..., 0] == 1)
+  assert abs(changed.mean() - 0.2) < 0.003
+  hit = y[changed]  # (n, 3): all channels together
+  np.testing.assert_array_equal(hit.min(-1), hit.max(-1))
+  assert set(np.unique(hit)) <= {0.0, 1.0}
+  assert abs((hit[:, 0] == 1).mean() - 0.25) < 0.01
+  np.testing.assert_array_equal(C.salt_and_pepper(KEY, x[:2], amount=0.0), x[:2])
+
+
+def test_poisson_variance_matches_intensity_over_peak():
+  x = jnp.concatenate([jnp.full((64, 32, 64, 1), 0.1), jnp.full((64, 32, 64, 1), 0.4)], 1)
+  peak = 50.0
+  y = np.asarray(jax.jit(lambda k, x: C.poisson_noise(k, x, peak=peak))(KEY, x))
+  for rows, level in ((slice(0, 32), 0.1), (slice(32, 64), 0.4)):
+    v = y[:, rows]
+    assert abs(v.mean() - level) < 0.003
+    assert abs(v.var() / (level / peak) - 1) < 0.03
+    np.testing.assert_allclose(np.round(v * peak), v * peak, atol=1e-4)  # counts / peak
+
+
+def test_speckle_std_is_relative():
+  y = np.asarray(jax.jit(lambda k, x: C.speckle_noise(k, x, sigma=0.1))(KEY, HALF))
+  rel = (y - 0.5) / 0.5
+  assert abs(rel.std() - 0.1) < 0.002 and abs(rel.mean()) < 0.002
+  x = rand_images((2, 16, 16, 3))
+  np.testing.assert_allclose(C.speckle_noise(KEY, x, sigma=0.0), x)
+
+
+def test_low_light_formula_and_identity():
+  x = rand_images((2, 17, 19, 3))
+  np.testing.assert_allclose(C.low_light(KEY, x, brightness=0.5, gamma=2.0), 0.5 * x ** 2,
+                             atol=1e-6)
+  np.testing.assert_allclose(C.low_light(KEY, x, brightness=1.0, gamma=1.0), x, atol=1e-6)
+  y = np.asarray(jitted("low_light")(KEY, HALF[:16]))  # ranges: 0.1*0.5**2.5 .. 0.6*0.5
+  assert y.min() >= 0.1 * 0.5 ** 2.5 - 1e-6 and y.max() <= 0.3 + 1e-6
+
+
+def _expected_coverage(h, w, s, n):
+  """P(pixel covered) averaged over pixels, for n independent uniformly placed s x s blocks."""
+  def p(length):
+    starts = length - s + 1
+    i = np.arange(length)
+    return (np.minimum(i, length - s) - np.maximum(i - s + 1, 0) + 1) / starts
+  one = np.outer(p(h), p(w))
+  return float(np.mean(1 - (1 - one) ** n))
+
+
+@pytest.mark.parametrize("num_blocks,size", [(10, 4), (50, 4), (100, 4), (10, 8)])
+def test_random_blocks_coverage(num_blocks, size):
+  x = jnp.full((256, 32, 32, 3), 0.5, jnp.float32)
+  y, mask = jax.jit(lambda k, x: C.random_blocks(k, x, num_blocks=num_blocks, block_size=size,
+                                                 return_mask=True))(KEY, x)
+  y, mask = np.asarray(y), np.asarray(mask)
+  assert mask.shape == (256, 32, 32, 1) and mask.dtype == np.float32
+  np.testing.assert_array_equal(y == 0, np.broadcast_to(mask == 1, y.shape))
+  area = mask.sum(axis=(1, 2, 3))
+  assert area.min() >= size * size and area.max() <= num_blocks * size * size
+  assert abs(mask.mean() - _expected_coverage(32, 32, size, num_blocks)) < 0.01
+
+
+def test_random_blocks_single_block_geometry_and_fills():
+  x = rand_images((64, 21, 33, 3))
+  y, mask = jax.jit(lambda k, x: C.random_blocks(k, x, num_blocks=1, block_size=(2, 6),
+                                                 fill=0.3, return_mask=True))(KEY, x)
+  y, mask, x = np.asarray(y), np.asarray(mask)[..., 0], np.asarray(x)
+  sides = set()
+  for i in range(64):
+    rows, cols = np.nonzero(mask[i])
+    side = rows.max() - rows.min() + 1
+    # One full square block inside the image: area == side^2 and a square bounding box.
+    assert cols.max() - cols.min() + 1 == side and mask[i].sum() == side * side
+    sides.add(int(side))
+    np.testing.assert_allclose(y[i][mask[i] == 1], 0.3)
+    np.testing.assert_array_equal(y[i][mask[i] == 0], x[i][mask[i] == 0])  # clean outside
+  assert sides == {2, 3, 4, 5, 6}
+  y, mask = C.random_blocks(KEY, jnp.asarray(x), num_blocks=20, block_size=5, fill="noise",
+                            return_mask=True)
+  filled = np.asarray(y)[np.asarray(mask)[..., 0] == 1]
+  assert abs(filled.mean() - 0.5) < 0.02 and filled.std() > 0.25  # uniform noise
+  np.testing.assert_array_equal(C.random_blocks(KEY, jnp.asarray(x), num_blocks=0,
+                                                block_size=5), x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Blurs: identities, mean preservation, references.
+
+
+def test_blur_delta_identity_and_scipy_reference():
+  x = rand_images((2, 37, 53, 3))
+  delta = np.zeros((5, 5), np.float32)
+  delta[2, 2] = 1
+  np.testing.assert_allclose(C.blur(KEY, x, kernel=delta), x, atol=1e-6)
+  k = C.load_kernel("levin09:k4")  # the largest, 27x27
+  np.testing.assert_allclose(C.blur(KEY, x, kernel=k), scipy_blur(x, k), atol=1e-5)
+  even = np.random.default_rng(0).random((4, 6))
+  even /= even.sum()
+  np.testing.assert_allclose(C.blur(KEY, x, kernel=even.tolist()), scipy_blur(x, even),
+                             atol=1e-5)
+  kernels12 = np.load(f"{C.DEFAULT_KERNEL_DIR}/kernels12.npy")
+  np.testing.assert_array_equal(C.load_kernel("kernels12:5"), kernels12[5])
+  np.testing.assert_allclose(C.blur(KEY, x[:1, :16, :16], kernel="kernels12:5"),
+                             scipy_blur(x[:1, :16, :16], kernels12[5]), atol=1e-5)
+
+
+def test_blur_keeps_constant_and_interior_mean():
+  const = jnp.full((1, 37, 53, 3), 0.7, jnp.float32)
+  for name in ("levin09:k4", "levin09:k1"):
+    np.testing.assert_allclose(C.blur(KEY, const, kernel=name), 0.7, atol=1e-5)
+  np.testing.assert_allclose(C.gaussian_blur(KEY, const, sigma=2.0), 0.7, atol=1e-5)
+  np.testing.assert_allclose(C.motion_blur(KEY, const, length=7, angle=30.0), 0.7, atol=1e-5)
+  x = rand_images((4, 64, 64, 1), seed=2)
+  y = C.blur(KEY, x, kernel="levin09:k2")  # 17x17: crop 8 px
+  inner = (slice(None), slice(8, -8), slice(8, -8))
+  assert abs(float(y[inner].mean() - x[inner].mean())) < 2e-3
+  assert float(y.std()) < 0.5 * float(x.std())  # it does blur
+
+
+def test_blur_random_levin_bank_picks_one_kernel_per_image():
+  bank = C.load_kernel("levin09:random")
+  assert bank.shape == (8, 27, 27)
+  np.testing.assert_allclose(bank.sum((1, 2)), 1.0, atol=1e-5)
+  x = jnp.broadcast_to(rand_images((1, 24, 24, 1)), (24, 24, 24, 1))
+  y = np.asarray(jitted("blur")(KEY, x))
+  candidates = scipy_blur(x[:1], bank[0]), *(scipy_blur(x[:1], k) for k in bank[1:])
+  picked = [int(np.argmin([np.abs(y[i] - c[0]).max() for c in candidates])) for i in range(24)]
+  for i, j in enumerate(picked):
+    np.testing.assert_allclose(y[i], candidates[j][0], atol=1e-5)
+  assert len(set(picked)) >= 5
+
+
+def test_gaussian_blur_identity_reference_and_range():
+  x = rand_images((2, 23, 31, 3))
+  np.testing.assert_array_equal(C.gaussian_blur(KEY, x, sigma=0.0), x)
+  ref = np.stack([np.stack([ndi.gaussian_filter(np.asarray(x)[i, ..., c], 1.5, mode="reflect",
+                                                truncate=3.0) for c in range(3)], -1)
+                  for i in range(2)])
+  np.testing.assert_allclose(C.gaussian_blur(KEY, x, sigma=1.5), ref, atol=1e-5)
+  xs = jnp.broadcast_to(x[:1], (8,) + x.shape[1:])
+  stds = np.asarray(jitted("gaussian_blur")(KEY, xs)).std(axis=(1, 2, 3))
+  assert stds.max() - stds.min() > 0.05  # different sigma per image
+
+
+def test_motion_blur_kernels():
+  np.testing.assert_allclose(C.line_kernel(3, 0.0, 3), [[0, 0, 0], [1 / 3] * 3, [0, 0, 0]],
+                             atol=1e-6)
+  np.testing.assert_allclose(C.line_kernel(5, 90.0, 5), np.asarray(C.line_kernel(5, 0.0, 5)).T,
+                             atol=1e-6)
+  k = np.asarray(C.line_kernel(9, 45.0, 9))
+  assert abs(k.sum() - 1) < 1e-6 and np.allclose(k, k.T[::-1, ::-1], atol=1e-6)
+  assert k[1, 7] == k[7, 1] > 0.05 and k[1, 1] == 0 and k[4, 4] == k.max()  # up-right
+  x = rand_images((2, 19, 27, 3))
+  np.testing.assert_allclose(C.motion_blur(KEY, x, length=1, angle=10.0), x, atol=1e-6)
+  np.testing.assert_allclose(C.motion_blur(KEY, x, length=7, angle=0.0),
+                             scipy_blur(x, np.asarray(C.line_kernel(7, 0.0, 7))), atol=1e-5)
+
+
+def test_grayscale():
+  x = rand_images((2, 9, 11, 3))
+  y = C.grayscale(KEY, x)
+  luma = 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
+  for c in range(3):
+    np.testing.assert_allclose(y[..., c], luma, atol=1e-6)
+  one = C.grayscale(KEY, x, keep_channels=False)
+  assert one.shape == (2, 9, 11, 1)
+  np.testing.assert_allclose(one[..., 0], luma, atol=1e-6)
+  g = x[..., :1]
+  assert C.grayscale(KEY, g) is g
+
+
+# ---------------------------------------------------------------------------------------------
+# JPEG.
+
+
+def pil_jpeg(img_uint8, quality):
+  buf = io.BytesIO()
+  Image.fromarray(img_uint8).save(buf, "JPEG", quality=quality, subsampling=0)  # 4:4:4
+  return np.asarray(Image.open(buf), np.float32) / 255
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_jpeg_quality_ordering_and_libjpeg_reference(channels):
+  img = natural_uint8()
+  if channels == 1:
+    img = np.round(img @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)[..., None]
+  x = jnp.asarray(img[None] / 255.0, jnp.float32)
+  clean = img / 255.0
+  psnrs = []
+  for q in (5, 20, 50, 80, 95, 100):
+    y = np.asarray(C.jpeg(KEY, x, quality=q))[0]
+    psnrs.append(psnr(y, clean))
+    ref = pil_jpeg(img if channels == 3 else img[..., 0], q).reshape(img.shape)
+    # Same quality loss as Pillow's libjpeg (its integer DCT differs slightly) ...
+    assert abs(psnrs[-1] - psnr(ref, clean)) < 0.3 + 0.01 * psnrs[-1], (q, psnrs[-1])
+    assert psnr(y, ref) > 33, q  # ... and nearly the same pixels
+    np.testing.assert_allclose(np.round(y * 255), y * 255, atol=1e-4)  # 8-bit levels
+  assert all(a < b for a, b in zip(psnrs, psnrs[1:])), psnrs
+  assert psnrs[-1] > 40
+
+
+def test_jpeg_blocking_and_odd_sizes():
+  img = natural_uint8()[:45, :59]  # not multiples of 8
+  x = jnp.asarray(img[None] / 255.0, jnp.float32)
+  err = np.asarray(C.jpeg(KEY, x, quality=10))[0] - img / 255.0
+  jumps = np.abs(np.diff(err, axis=1)).mean(axis=(0, 2))  # between column j and j + 1
+  at_edges = jumps[7::8].mean()
+  inside = np.delete(jumps, np.s_[7::8]).mean()
+  assert at_edges > 1.3 * inside, (at_edges, inside)
+
+
+def test_jpeg_quality_range_draws_integer_quality_per_image():
+  x = jnp.broadcast_to(jnp.asarray(natural_uint8()[None, :32, :32] / 255.0, jnp.float32),
+                       (4, 32, 32, 3))
+  y = np.asarray(jitted("jpeg")(KEY, x))  # quality range (5, 60)
+  # A traced quality compiles once for all fixed qualities.
+  fixed = jax.jit(lambda q: C.jpeg(KEY, x[:1], quality=q)[0])
+  outputs = {q: np.asarray(fixed(q)) for q in range(1, 101)}
+  found = []
+  for i in range(4):
+    errors = {q: np.abs(out - y[i]).max() for q, out in outputs.items()}
+    found.append(min(errors, key=errors.get))
+    assert errors[found[-1]] < 1.01 / 255 and 5 <= found[-1] <= 60
+  assert len(set(found)) > 1, found
+
+
+# ---------------------------------------------------------------------------------------------
+# chain and validate.
+
+
+def test_chain_reproduces_documented_step_keys_and_masks():
+  x = rand_images((4, 32, 32, 3))
+  specs = [{"name": "random_blocks", "num_blocks": 3, "block_size": [4, 8]},
+           {"name": "gaussian_noise", "sigma": [10, 30]},
+           {"name": "salt_and_pepper", "amount": 0.05}]
+  fn = C.chain(specs, image_shape=(32, 32))
+  y, mask = jax.jit(fn)(KEY, x)
+  a, m0 = C.random_blocks(jax.random.fold_in(KEY, 0), x, num_blocks=3, block_size=(4, 8),
+                          return_mask=True)
+  b = C.gaussian_noise(jax.random.fold_in(KEY, 1), a, sigma=(10.0, 30.0))
+  c, m2 = C.salt_and_pepper(jax.random.fold_in(KEY, 2), b, amount=0.05, return_mask=True)
+  np.testing.assert_allclose(y, c, atol=1e-6)
+  np.testing.assert_array_equal(mask, np.maximum(m0, m2))
+  assert mask.shape == (4, 32, 32, 1) and mask.dtype == x.dtype
+  # Per-image keys: a loop over single images reproduces the batch.
+  keys = jax.random.split(KEY, 4)
+  yb, mb = fn(keys, x)
+  y1, m1 = fn(keys[2:3], x[2:3])
+  np.testing.assert_allclose(y1[0], yb[2], atol=1e-6)
+  np.testing.assert_array_equal(m1[0], mb[2])
+
+
+def test_chain_accepts_config_dicts_kernel_names_and_empty():
+  cfg = ml_collections.ConfigDict()
+  cfg.corruption = [{"name": "blur", "kernel": "levin09:random"},
+                    {"name": "gaussian_noise", "sigma": [0, 10]}]
+  C.validate(cfg.corruption, image_shape=(24, 24))
+  x = rand_images((2, 24, 24, 3))
+  y, mask = C.chain(cfg.corruption)(KEY, x)
+  assert y.shape == x.shape and float(jnp.abs(mask).max()) == 0.0
+  y, mask = C.chain([])(KEY, x)
+  np.testing.assert_array_equal(y, x)
+  nested = [{"name": "blur", "kernel": [[0, 0, 0], [0, 1, 0], [0, 0, 0]]}]
+  np.testing.assert_allclose(C.chain(nested)(KEY, x)[0], x, atol=1e-6)
+
+
+BAD_SPECS = [
+    ({"name": "gaussian_noise", "sigma": -1.0}, r"gaussian_noise.*'sigma'"),
+    ({"name": "gaussian_noise", "sigma": [30, 10]}, r"gaussian_noise.*'sigma'.*lo > hi"),
+    ({"name": "gaussian_noise", "sigma": [1, 2, 3]}, r"'sigma'"),
+    ({"name": "gaussian_noise"}, r"gaussian_noise.*missing.*sigma"),
+    ({"name": "gaussian_noise", "sigma": 25, "sgima": 1}, r"gaussian_noise.*sgima.*allowed"),
+    ({"name": "gaussian_noise", "sigma": 25, "clip": "yes"}, r"'clip'"),
+    ({"name": "salt_and_pepper", "amount": 1.5}, r"salt_and_pepper.*'amount'.*\[0.0, 1.0\]"),
+    ({"name": "salt_and_pepper", "amount": 0.1, "salt_ratio": -0.1}, r"'salt_ratio'"),
+    ({"name": "salt_and_pepper", "amount": 0.1, "return_mask": True}, r"'return_mask'"),
+    ({"name": "poisson_noise", "peak": 0}, r"poisson_noise.*'peak'.*\(0.0, inf\)"),
+    ({"name": "speckle_noise", "sigma": -0.1}, r"speckle_noise.*'sigma'"),
+    ({"name": "low_light", "brightness": 0.0}, r"low_light.*'brightness'"),
+    ({"name": "low_light", "brightness": 0.5, "gamma": -1}, r"low_light.*'gamma'"),
+    ({"name": "random_blocks", "num_blocks": -1, "block_size": 4}, r"'num_blocks'"),
+    ({"name": "random_blocks", "num_blocks": 2.5, "block_size": 4}, r"'num_blocks'.*integer"),
+    ({"name": "random_blocks", "num_blocks": 10, "block_size": 40}, r"random_blocks.*'block_size'"),
+    ({"name": "random_blocks", "num_blocks": 10, "block_size": [4, 33]}, r"'block_size'.*32"),
+    ({"name": "random_blocks", "num_blocks": 1, "block_size": 4, "fill": "ones"}, r"'fill'.*zero"),
+    ({"name": "blur", "kernel": [[0.5, 0.4]]}, r"blur.*'kernel'.*sum to 1"),
+    ({"name": "blur", "kernel": np.ones((2, 2, 2)) / 8}, r"blur.*'kernel'.*2-D"),
+    ({"name": "blur", "kernel": [0.5, 0.5]}, r"blur.*'kernel'.*2-D"),
+    ({"name": "blur", "kernel": "levin09:k9"}, r"blur.*'kernel'.*levin09:k1"),
+    ({"name": "gaussian_blur", "sigma": -1}, r"gaussian_blur.*'sigma'"),
+    ({"name": "motion_blur", "length": 0.5}, r"motion_blur.*'length'"),
+    ({"name": "motion_blur", "length": 5, "angle": "up"}, r"motion_blur.*'angle'"),
+    ({"name": "grayscale", "keep_channels": 1}, r"grayscale.*'keep_channels'"),
+    ({"name": "jpeg", "quality": 0}, r"jpeg.*'quality'.*\[1, 100\]"),
+    ({"name": "jpeg", "quality": 101}, r"jpeg.*'quality'"),
+    ({"name": "jpeg", "quality": 50.5}, r"jpeg.*'quality'.*integer"),
+    ({"name": "jpeg", "quality": [90, 10]}, r"jpeg.*'quality'"),
+    ({"name": "denoise", "sigma": 1}, r"unknown corruption.*'denoise'.*gaussian_noise"),
+    ({"sigma": 1}, r"'name'"),
+]
+
+
+@pytest.mark.parametrize("spec,match", BAD_SPECS)
+def test_invalid_specs_raise_when_chain_is_built(spec, match):
+  with pytest.raises(ValueError, match=match):
+    C.validate([spec], image_shape=(32, 32))
+  with pytest.raises(ValueError, match=match):
+    C.chain([spec], image_shape=(32, 32))  # raises before anything is traced or compiled
+
+
+def test_direct_calls_raise_at_trace_time():
+  x = rand_images((2, 16, 16, 3))
+  with pytest.raises(ValueError, match=r"random_blocks.*'block_size'.*16"):
+    jax.jit(lambda k, x: C.random_blocks(k, x, num_blocks=1, block_size=17))(KEY, x)
+  with pytest.raises(ValueError, match=r"gaussian_noise.*'sigma'"):
+    C.gaussian_noise(KEY, x, sigma=(5, 1))
+  with pytest.raises(ValueError, match=r"blur.*'kernel'.*sum to 1"):
+    C.blur(KEY, x, kernel=np.ones((3, 3)))
+  with pytest.raises(ValueError, match="load_kernel"):
+    C.load_kernel("kernels12:12")
+  with pytest.raises(ValueError, match="channels"):
+    C.gaussian_noise(KEY, rand_images((1, 8, 8, 2)), sigma=1.0)
+  with pytest.raises(ValueError, match="'specs'"):
+    C.chain({"name": "gaussian_noise", "sigma": 25})
+  with pytest.raises(ValueError, match="'image_shape'"):
+    C.validate([], image_shape=(32,))

@@ -1,0 +1,185 @@
+"""End-to-end trainer tests on tiny models (CPU, 2 simulated devices from conftest)."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from configs import default
+from restoration import checkpoints
+from restoration import logging as rlog
+from restoration import train
+
+
+def tiny_config(**overrides):
+  c = default.get_config()
+  c.model.name = "cnn"
+  c.model.kwargs = {"depth": 2, "features": 8}
+  c.patch_size = 16
+  c.batch_size = 4
+  c.total_steps = 4
+  c.log_every_steps = 1
+  c.eval_every_steps = 2
+  c.checkpoint_every_steps = 2
+  c.data.channels = 1
+  c.data.eval_crop = 16
+  c.data.eval_max_images = 2
+  c.data.eval_batch_size = 2
+  c.eval.num_grid_images = 2
+  c.corruption = [{"name": "gaussian_noise", "sigma": 25.0}]
+  c.optimizer.learning_rate = 3e-3
+  for k, v in overrides.items():
+    *parents, leaf = k.split(".")
+    target = c
+    for p in parents:
+      target = target[p]
+    target[leaf] = v
+  return c
+
+
+def train_events(workdir, kind="train"):
+  events = [e for e in rlog.read_events(os.path.join(workdir, "metrics.jsonl"))
+            if e["kind"] == kind]
+  for e in events:
+    e.pop("steps_per_sec", None)
+  return events
+
+
+def assert_trees_equal(a, b, **tol):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    if tol:
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y), **tol)
+    else:
+      np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_end_to_end_writes_everything(tmp_path):
+  workdir = str(tmp_path / "run")
+  state = train.train_and_evaluate(tiny_config(), workdir, devices=jax.local_devices()[:1])
+  assert int(state.step) == 4
+  for name in ("config.json", "metrics.jsonl"):
+    assert os.path.exists(os.path.join(workdir, name)), name
+  config = json.load(open(os.path.join(workdir, "config.json")))
+  assert config["model"]["name"] == "cnn"
+  events = train_events(workdir)
+  assert [e["step"] for e in events] == [1, 2, 3, 4]
+  for e in events:
+    for k in ("loss", "learning_rate", "grad_norm"):
+      assert np.isfinite(e[k]), e
+  evals = train_events(workdir, "eval")
+  assert [e["step"] for e in evals] == [2, 4]
+  for e in evals:
+    for k in ("psnr", "ssim", "input_psnr", "input_ssim"):
+      assert np.isfinite(e[k]), e
+  assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(workdir, "tensorboard")))
+  assert sorted(os.listdir(os.path.join(workdir, "images"))) == ["step_0000002.png", "step_0000004.png"]
+  assert "loss.png" in os.listdir(os.path.join(workdir, "plots"))
+  ckpt = checkpoints.Checkpointer(workdir, read_only=True)
+  assert ckpt.latest_step() == 4
+  ckpt.close()
+
+
+def test_resume_is_exact(tmp_path):
+  """6 steps straight == 3 steps, stop, rerun with total_steps=6 (same batches, corruption)."""
+  cfg = dict(checkpoint_every_steps=3, eval_every_steps=100)
+  one = str(tmp_path / "straight")
+  straight = train.train_and_evaluate(tiny_config(total_steps=6, **cfg), one,
+                                      devices=jax.local_devices()[:1])
+  two = str(tmp_path / "resumed")
+  train.train_and_evaluate(tiny_config(total_steps=3, **cfg), two, devices=jax.local_devices()[:1])
+  resumed = train.train_and_evaluate(tiny_config(total_steps=6, **cfg), two,
+                                     devices=jax.local_devices()[:1])
+  assert int(resumed.step) == 6
+  assert_trees_equal(straight.params, resumed.params)
+  assert_trees_equal(straight.opt_state, resumed.opt_state)
+  assert train_events(one) == train_events(two)
+
+
+def test_resume_after_crash_drops_stale_log_lines(tmp_path):
+  """A crash after logging past the last checkpoint: rerunning logs each step exactly once."""
+  workdir = str(tmp_path / "run")
+  c = tiny_config(total_steps=4, checkpoint_every_steps=2, eval_every_steps=100)
+  train.train_and_evaluate(c, workdir, devices=jax.local_devices()[:1])
+  ckpt = checkpoints.Checkpointer(workdir)
+  ckpt.latest.delete(4)  # as if the process died after logging step 4 but before saving it
+  ckpt.close()
+  with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+    f.write('{"step": 5, "kind": "tr')  # and left a partial line
+  train.train_and_evaluate(c, workdir, devices=jax.local_devices()[:1])
+  assert [e["step"] for e in train_events(workdir)] == [1, 2, 3, 4]
+
+
+def test_two_devices_match_one_device(tmp_path):
+  """Same global batch over 2 devices gives the same update as on 1 (no batch norm)."""
+  devices = jax.local_devices()
+  assert len(devices) >= 2, "conftest sets 2 simulated CPU devices"
+  c = tiny_config(total_steps=3, eval_every_steps=100, checkpoint_every_steps=100)
+  a = train.train_and_evaluate(c, str(tmp_path / "one"), devices=devices[:1])
+  b = train.train_and_evaluate(c, str(tmp_path / "two"), devices=devices[:2])
+  assert_trees_equal(a.params, b.params, rtol=1e-5, atol=1e-6)
+  la = [e["loss"] for e in train_events(str(tmp_path / "one"))]
+  lb = [e["loss"] for e in train_events(str(tmp_path / "two"))]
+  np.testing.assert_allclose(la, lb, rtol=1e-5)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  workdir = str(tmp_path / "run")
+  c = tiny_config(total_steps=20, checkpoint_every_steps=1, eval_every_steps=100)
+  c.optimizer.learning_rate = 1e30  # diverges within a couple of steps
+  with pytest.raises(train.NonFiniteLossError, match=r"at step (\d+)") as err:
+    train.train_and_evaluate(c, workdir, devices=jax.local_devices()[:1])
+  bad_step = int(err.value.args[0].split("at step ")[1].split(":")[0])
+  ckpt = checkpoints.Checkpointer(workdir, read_only=True)
+  assert ckpt.latest_step() == bad_step - 1
+  ckpt.close()
+
+
+def test_best_checkpoint_has_highest_eval_psnr(tmp_path):
+  workdir = str(tmp_path / "run")
+  c = tiny_config(total_steps=6, eval_every_steps=1, checkpoint_every_steps=6)
+  c.optimizer.learning_rate = 2e-2  # noisy enough that PSNR is not monotone in step
+  train.train_and_evaluate(c, workdir, devices=jax.local_devices()[:1])
+  evals = train_events(workdir, "eval")
+  assert len(evals) == 6
+  best = max(evals, key=lambda e: e["psnr"])["step"]
+  ckpt = checkpoints.Checkpointer(workdir, read_only=True)
+  assert ckpt.best_step() == best
+  assert ckpt.best.all_steps() == [best]
+  ckpt.close()
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("batch_size", 3, "batch_size"),
+    ("total_steps", 0, "total_steps"),
+    ("model.name", "nope", "model"),
+    ("optimizer.name", "lbfgs", "optimizer.name"),
+    ("optimizer.schedule", "linear", "optimizer.schedule"),
+    ("ema_decay", 1.5, "ema_decay"),
+])
+def test_bad_config_fails_before_compiling(tmp_path, field, value, match):
+  with pytest.raises(ValueError, match=match):
+    train.train_and_evaluate(tiny_config(**{field: value}), str(tmp_path / "run"),
+                             devices=jax.local_devices()[:2])
+  assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+def test_bad_loss_and_corruption_fail_fast(tmp_path):
+  c = tiny_config()
+  c.loss = {"perceptual": 1.0}
+  with pytest.raises(ValueError, match="perceptual"):
+    train.validate_config(c)
+  c = tiny_config()
+  c.corruption = [{"name": "gaussian_noise", "sigma": -1.0}]
+  with pytest.raises(ValueError, match="sigma"):
+    train.validate_config(c)
+
+
+def test_ema_params_are_kept_and_differ(tmp_path):
+  c = tiny_config(total_steps=3, ema_decay=0.5, eval_every_steps=100)
+  state = train.train_and_evaluate(c, str(tmp_path / "run"), devices=jax.local_devices()[:1])
+  assert state.ema_params is not None
+  diffs = [np.abs(np.asarray(a) - np.asarray(b)).max()
+           for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(state.ema_params))]
+  assert max(diffs) > 0
