@@ -40,6 +40,7 @@ def base() -> ml_collections.ConfigDict:
 def make_quick(c: ml_collections.ConfigDict, *, steps: int = 300) -> None:
   """Shrinks a run so it finishes in a few minutes on a 2-core CPU and still shows learning."""
   c.total_steps = steps
+  c.optimizer.warmup_steps = min(c.optimizer.warmup_steps, steps // 10)
   c.log_every_steps = 25
   c.eval_every_steps = steps // 2
   c.checkpoint_every_steps = steps // 2
@@ -55,8 +56,9 @@ LEVIN_BLUR = [{"name": "blur", "kernel": "levin09:random"}]
 # Self-contained default: Gaussian blur of random width, plus faint sensor noise.
 GAUSSIAN_BLUR = [{"name": "gaussian_blur", "sigma": (1.0, 2.5)},
                  {"name": "gaussian_noise", "sigma": 1.0}]
+# Sweep level names are ConfigDict keys: no dots.
 DEBLUR_SWEEP = {
-    "gblur_s1.0": [{"name": "gaussian_blur", "sigma": 1.0}, {"name": "gaussian_noise", "sigma": 1.0}],
-    "gblur_s1.6": [{"name": "gaussian_blur", "sigma": 1.6}, {"name": "gaussian_noise", "sigma": 1.0}],
-    "gblur_s2.4": [{"name": "gaussian_blur", "sigma": 2.4}, {"name": "gaussian_noise", "sigma": 1.0}],
+    "gblur_s1_0": [{"name": "gaussian_blur", "sigma": 1.0}, {"name": "gaussian_noise", "sigma": 1.0}],
+    "gblur_s1_6": [{"name": "gaussian_blur", "sigma": 1.6}, {"name": "gaussian_noise", "sigma": 1.0}],
+    "gblur_s2_4": [{"name": "gaussian_blur", "sigma": 2.4}, {"name": "gaussian_noise", "sigma": 1.0}],
 }

@@ -33,7 +33,7 @@ def get_config(arg: str | None = None):
   c.optimizer.warmup_steps = 500
   c.optimizer.grad_clip_norm = 1.0
   c.eval.sweep = {
-      f"b{b}_sp{a.amount}": [{"name": "low_light", "brightness": b, "gamma": 1.3},
+      f"brightness{round(b * 100)}": [{"name": "low_light", "brightness": b, "gamma": 1.3},
                              {"name": "salt_and_pepper", "amount": float(a.amount)}]
       for b in (0.2, 0.35, 0.5)}
   if a.quick:

@@ -102,12 +102,16 @@ class Evaluator:
                images: list[tuple[str, np.ndarray]] | None = None):
     self.config = config
     self.model = model
-    self.devices = list(devices) if devices is not None else jax.local_devices()
+    self.devices = list(devices) if devices is not None else None  # None: all, as pmap's
     self.images = images if images is not None else data.load_eval_images(config)
     if not self.images:
       raise ValueError(f"config.data.eval={config.data.eval!r} has no images")
     self.loss_fn = losses.make_loss(dict(config.loss))
     self._steps: dict[str, Callable] = {}
+    self._host_fns: dict[str, tuple[Callable, Callable]] = {}
+    # The host path's model: jitted once with the variables as an argument (not constants);
+    # jax.jit caches one executable per input shape (`inference.jit_cache_size` counts them).
+    self.host_apply = jax.jit(lambda variables, x: model.apply(variables, x, train=False))
 
   def _step(self, specs: list[dict]) -> Callable:
     key = repr(specs)
@@ -133,7 +137,7 @@ class Evaluator:
     for batch in data.eval_batches(self.images, batch_size=self.config.data.eval_batch_size,
                                    process_index=jax.process_index(),
                                    process_count=jax.process_count(),
-                                   local_device_count=len(self.devices)):
+                                   local_device_count=parallel.local_device_count(self.devices)):
       sums, values, pictures = p_eval(variables, batch["image"], batch["valid"], batch["index"])
       sums, values, pictures = jax.device_get((sums, values, pictures))
       for k, v in sums.items():
@@ -149,5 +153,62 @@ class Evaluator:
     order = sorted(per_image)
     return EvalResult(
         means=means, n_images=int(round(count)),
+        per_image={k: np.array([per_image[i][k] for i in order]) for k in METRICS},
+        names=[self.images[i][0] for i in order], samples=samples)
+
+  def _host(self, specs: list[dict]) -> tuple[Callable, Callable]:
+    key = repr(specs)
+    if key not in self._host_fns:
+      corrupt = jax.jit(functools.partial(corrupt_eval_images, corruptions.chain(specs),
+                                          self.config.eval.seed))
+      measure = jax.jit(functools.partial(per_image_metrics, loss_fn=self.loss_fn,
+                                          options=metric_options(self.config)))
+      self._host_fns[key] = (corrupt, measure)
+    return self._host_fns[key]
+
+  def evaluate_tiled(self, variables: Any, specs: list[dict] | None = None, *,
+                     tile: int | None = None, overlap: int | None = None, multiple: int = 1,
+                     keep_samples: int | None = None) -> EvalResult:
+    """Host-driven evaluation, one image at a time, for images too big for the pmapped step.
+
+    `variables` unreplicated. Image i is corrupted exactly as in `eval_step` (key from
+    (eval.seed, i)), restored with `inference.restore` (tiles of `tile` px, default
+    config.eval.tile, blended over `overlap`, default eval.tile_overlap; 0 = whole image;
+    config.eval.self_ensemble) and measured with the same `per_image_metrics`. The model
+    compiles once per tile shape ([batch_tiles, tile, tile, C]), whatever the image sizes;
+    corruption and metrics (cheap) once per image shape. Multi-process: each process takes
+    every process_count-th image; means are summed over processes.
+    """
+    c = self.config
+    specs = list(c.corruption) if specs is None else list(specs)
+    tile = c.eval.tile if tile is None else int(tile)
+    overlap = c.eval.tile_overlap if overlap is None else int(overlap)
+    keep = c.eval.num_grid_images if keep_samples is None else keep_samples
+    corrupt, measure = self._host(specs)
+    apply = functools.partial(self.host_apply, jax.device_put(variables))
+    to_u8 = lambda x: np.round(np.clip(np.asarray(x), 0.0, 1.0) * 255.0).astype(np.uint8)
+    per_image: dict[int, dict[str, float]] = {}
+    samples = []
+    for i in range(jax.process_index(), len(self.images), jax.process_count()):
+      image = self.images[i][1]
+      clean = jnp.asarray(image[None]).astype(jnp.float32) / 255.0
+      corrupted = corrupt(clean, jnp.full((1,), i, jnp.int32))
+      restored = inference.restore(apply, corrupted, multiple=multiple, tile=tile,
+                                   overlap=overlap, self_ensemble=c.eval.self_ensemble)
+      restored = np.clip(restored, 0.0, 1.0)
+      values = jax.device_get(measure(restored, corrupted, clean))
+      per_image[i] = {k: float(v[0]) for k, v in values.items()}
+      if len(samples) < keep:
+        samples.append((image, to_u8(corrupted[0]), to_u8(restored[0]),
+                        per_image[i]["input_psnr"], per_image[i]["psnr"]))
+    order = sorted(per_image)
+    sums = np.array([sum(per_image[i][k] for i in order) for k in METRICS] + [len(order)])
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      sums = np.asarray(multihost_utils.process_allgather(sums)).sum(axis=0)
+    count = float(sums[-1])
+    return EvalResult(
+        means={k: float(sums[j]) / count for j, k in enumerate(METRICS)},
+        n_images=int(round(count)),
         per_image={k: np.array([per_image[i][k] for i in order]) for k in METRICS},
         names=[self.images[i][0] for i in order], samples=samples)

@@ -5,6 +5,7 @@ Everything else writes per-device step functions that may use `lax.pmean(x, AXIS
 `shard_map` / `jit` with named shardings touches this module only.
 """
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,6 +25,9 @@ def maybe_initialize_distributed() -> None:
   other JAX call touches the backend.
   """
   addr = os.environ.get("JAX_COORDINATOR_ADDRESS")
+  if addr or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+    # CPU-only multi-process runs need a collectives backend; no effect on GPU/TPU.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
   if addr:
     num = os.environ.get("JAX_NUM_PROCESSES")
     pid = os.environ.get("JAX_PROCESS_ID")
@@ -69,14 +73,14 @@ def local_device_count(devices: Sequence[jax.Device] | None = None) -> int:
 def to_devices(tree: Any, devices: Sequence[jax.Device] | None = None) -> Any:
   """Places a host pytree shaped [local_devices, ...] on the devices, laid out as pmap expects.
 
-  Use for inputs that stay on the device across steps (the device-resident dataset), so pmap
-  does not transfer them again at every call. Multi-process: each process passes its local
-  slice; the result is one global array over all processes' devices.
+  Use for inputs that stay on the device across steps (the state, the device-resident
+  dataset), so pmap does not transfer them again at every call. An identity pmap produces
+  exactly pmap's own output layout, in single- and multi-process runs alike (a hand-built
+  global array is not accepted by multi-process pmap).
   """
-  if devices is None:
-    mesh = jax.sharding.Mesh(np.array(jax.devices()), (AXIS,))
-  else:
-    mesh = jax.sharding.Mesh(np.array(list(devices)), (AXIS,))
-  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(AXIS))
-  return jax.tree.map(
-      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
+  return _identity(tuple(devices) if devices is not None else None)(tree)
+
+
+@functools.cache
+def _identity(devices: tuple[jax.Device, ...] | None) -> Callable[[Any], Any]:
+  return jax.pmap(lambda x: x, axis_name=AXIS, devices=devices)

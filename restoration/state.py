@@ -11,6 +11,7 @@ import optax
 
 from restoration import models
 
+DISCRIMINATORS = frozenset({"patchgan"})  # take (corrupted, candidate): not trainable alone
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
@@ -40,6 +41,10 @@ def build_model(config: ml_collections.ConfigDict) -> nn.Module:
   """The config's model; raises ValueError naming `config.model.*` for bad values."""
   if config.model.dtype not in DTYPES:
     raise ValueError(f"config.model.dtype={config.model.dtype!r}; allowed: {sorted(DTYPES)}")
+  if config.model.name in DISCRIMINATORS:
+    raise ValueError(f"config.model.name={config.model.name!r} is a discriminator, not a "
+                     "restorer; choose one of "
+                     f"{sorted(set(models.MODELS) - DISCRIMINATORS)}")
   kwargs = dict(config.model.kwargs)
   try:
     return models.get_model(config.model.name, dtype=DTYPES[config.model.dtype], **kwargs)

@@ -126,8 +126,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   `devices` restricts the run to some local devices (tests compare 1 vs 2 devices).
   """
-  devices = list(devices) if devices is not None else jax.local_devices()
-  n_local, n_global = len(devices), len(devices) * jax.process_count()
+  # pmap gets devices=None (all devices of all processes) unless a test restricts it.
+  devices = list(devices) if devices is not None else None
+  n_local = len(devices) if devices is not None else jax.local_device_count()
+  n_global = n_local * jax.process_count()
   validate_config(config, num_devices=n_global)
   os.makedirs(workdir, exist_ok=True)
   lead = jax.process_index() == 0
@@ -142,7 +144,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     dev = data.load_device_data(config)
     train_data = None
     batch_arrays = parallel.to_devices(parallel.replicate((dev.images, dev.sizes), devices),
-                                       devices if jax.process_count() == 1 else None)
+                                       devices)
     sample = functools.partial(_sample_device, batch_size=config.batch_size // n_global,
                                patch_size=config.patch_size, augment=config.data.augment)
   else:
@@ -169,8 +171,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                         loss_fn=loss_fn, sample=sample, seed=config.seed,
                         ema_decay=config.ema_decay),
       donate_argnums=(0,), devices=devices)
-  rstate = parallel.to_devices(parallel.replicate(state, devices),
-                               devices if jax.process_count() == 1 else None)
+  rstate = parallel.to_devices(parallel.replicate(state, devices), devices)
   block_each_step = jax.default_backend() == "cpu"  # CPU collectives can deadlock otherwise
 
   pending: list[tuple[int, dict]] = []

@@ -299,7 +299,7 @@ def test_overfits_one_batch(name):
 
   opt = tx.init(params)
   losses = []
-  for _ in range(60):
+  for _ in range(100):
     params, opt, stats, loss = step(params, opt, stats)
     losses.append(float(loss))
   assert np.all(np.isfinite(losses))

@@ -97,8 +97,8 @@ class CvT(nn.Module):
   Layout:
     1. Reflect-pad the input at bottom/right to a multiple of patch_size * window_size (edge
        padding where too small to reflect); everything is cropped back at the end.
-    2. Shallow full-resolution features: 3x3 conv to embed_dim // patch_size channels (kept
-       for a skip into the decoder).
+    2. Shallow full-resolution features: 3x3 conv to max(embed_dim // patch_size, 8)
+       channels (kept for a skip into the decoder).
     3. Convolutional token embedding (CvT stage stem): (2*patch_size-1)^2 conv with stride
        `patch_size` ('SAME', i.e. overlapping; 7x7 stride 4 by default) + LayerNorm.
     4. `depth` pre-norm transformer blocks on the (H/p, W/p, embed_dim) token map. q/k/v are

@@ -86,7 +86,7 @@ class UNet(nn.Module):
     out_ch = self.out_channels or x.shape[-1]
     block = lambda f, name: _DoubleConv(f, self.batch_norm, self.dtype, self.param_dtype,
                                         name=name)
-    h = pad_to_multiple(x, 2 ** self.depth, mode="constant").astype(self.dtype)
+    h = pad_to_multiple(x, 2 ** self.depth).astype(self.dtype)
     skips = []
     for i in range(self.depth):
       h = block(self.features * 2 ** i, f"enc{i}")(h, train=train)

@@ -1,0 +1,36 @@
+"""One process of the 2-process test (tests/test_multiprocess.py); not collected by pytest.
+
+Usage: python tests/multiprocess_worker.py CONFIG_JSON WORKDIR OUT_NPZ
+with JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID set.
+"""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import flags  # noqa: E402
+
+flags.FLAGS.mark_as_parsed()
+
+import jax  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+
+from restoration import parallel  # noqa: E402
+from restoration import train  # noqa: E402
+
+
+def main(config_json: str, workdir: str, out: str) -> None:
+  parallel.maybe_initialize_distributed()
+  assert jax.process_count() == 2, jax.process_count()
+  config = ml_collections.ConfigDict(json.loads(config_json))
+  state = train.train_and_evaluate(config, workdir)
+  if jax.process_index() == 0:
+    leaves = jax.tree.leaves(state.params)
+    np.savez(out, *[np.asarray(x) for x in leaves])
+
+
+if __name__ == "__main__":
+  main(*sys.argv[1:4])
