@@ -17,7 +17,7 @@ specs; empty: the training corruption, named 'train') and writes, from process 0
                         convention, self_ensemble, tile) with a header line naming them.
   eval/per_image_<dataset>_<level>.csv   name, psnr, ssim, input_psnr, input_ssim for this run
                         (<dataset> is the spec sanitised to [A-Za-z0-9_-]).
-  images/eval_<level>.png   clean | corrupted | restored grid (PSNR under each image).
+  images/eval_<dataset>_<level>.png   clean | corrupted | restored grid (PSNR under each image).
   plots/                regenerated from metrics.jsonl when the workdir has one.
 
 With `config.eval.tile > 0` every image goes through the host-driven tiled path
@@ -43,6 +43,7 @@ from absl import logging
 from restoration import checkpoints
 from restoration import corruptions
 from restoration import evaluate
+from restoration import logging as rlog
 from restoration import models
 from restoration import optim
 from restoration import parallel
@@ -73,16 +74,19 @@ def model_multiple(config: ml_collections.ConfigDict) -> int:
 
 
 def load_variables(config: ml_collections.ConfigDict, workdir: str, *,
-                   step: int | None = None, model=None) -> tuple[dict, int, str]:
+                   step: int | None = None) -> tuple[dict, int, str]:
   """Restores the eval variables (EMA params if kept) of a workdir's checkpoint.
 
   Default: the best checkpoint (the latest one when the run has no best). With `step`: the
   'latest' manager's checkpoint at that step if it has one, else the best one's. Returns
   (variables, step, 'best' | 'latest'). Raises FileNotFoundError listing the available steps.
   """
-  model = state_lib.build_model(config) if model is None else model
-  tx, _ = optim.make_optimizer(config)
-  abstract = state_lib.abstract_train_state(config, model, tx)
+  # The checkpoint holds the whole training state: its shapes come from the config it was
+  # trained with (config.json), so an eval --config may differ in optimizer, steps, data...
+  trained = (rlog.read_config(workdir)
+             if os.path.exists(os.path.join(workdir, "config.json")) else config)
+  tx, _ = optim.make_optimizer(trained)
+  abstract = state_lib.abstract_train_state(trained, state_lib.build_model(trained), tx)
   ckpt_dir = os.path.abspath(workdir)
   if not any(os.path.isdir(os.path.join(ckpt_dir, d)) for d in ("checkpoints", "best")):
     raise FileNotFoundError(f"no checkpoints in workdir {workdir!r} (expected checkpoints/ or "
@@ -154,14 +158,16 @@ def slug(text: str, max_len: int = 60) -> str:
   return out
 
 
-def _devices(batch_size: int) -> list[jax.Device]:
-  """The most local devices (<= all) over which the global eval batch divides evenly."""
-  local = jax.local_devices()
-  for n in range(len(local), 0, -1):
-    if batch_size % (n * jax.process_count()) == 0:
-      return local[:n]
-  raise ValueError(f"config.data.eval_batch_size={batch_size} must be a multiple of the "
-                   f"{jax.process_count()} processes")
+def _devices(batch_size: int) -> list[jax.Device] | None:
+  """None (pmap's default: every device of every process) when the global eval batch divides
+  over them; single-process, otherwise the most local devices it divides over."""
+  n_local = jax.local_device_count()
+  if jax.process_count() > 1 or batch_size % n_local == 0:
+    return None
+  n = max(d for d in range(1, n_local + 1) if batch_size % d == 0)
+  logging.info("eval: using %d of %d devices (data.eval_batch_size=%d)", n, n_local,
+               batch_size)
+  return jax.local_devices()[:n]
 
 
 # ------------------------------------------------------------------------------- results
@@ -255,13 +261,16 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = N
         devices: Sequence[jax.Device] | None = None) -> list[dict]:
   """Evaluates a checkpoint of `workdir` over the sweep; writes eval/; returns this run's rows."""
   levels = sweep_levels(config)
-  model = state_lib.build_model(config)
-  variables, ckpt_step, which = load_variables(config, workdir, step=step, model=model)
-  devices = list(devices) if devices is not None else _devices(config.data.eval_batch_size)
-  evaluator = evaluate.Evaluator(config, model, devices=devices)
-  tile = int(config.eval.tile)
   lead = jax.process_index() == 0
   eval_dir = os.path.join(workdir, "eval")
+  results_path = os.path.join(eval_dir, "results.json")
+  old_rows = read_results(results_path) if lead else []  # a broken file fails before the work
+  model = state_lib.build_model(config)
+  variables, ckpt_step, which = load_variables(config, workdir, step=step)
+  if devices is None:
+    devices = _devices(config.data.eval_batch_size)
+  evaluator = evaluate.Evaluator(config, model, devices=devices)
+  tile = int(config.eval.tile)
   dataset = str(config.data.eval)
   conv = evaluate.convention(config)
   logging.info("eval: %s checkpoint step %d on %s (%d images), levels %s, convention %s%s",
@@ -289,12 +298,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = N
       _write_per_image(os.path.join(eval_dir, f"per_image_{slug(dataset)}_{slug(level)}.csv"),
                        result)
       if result.samples and config.eval.num_grid_images > 0:
-        visualize.save_grid(os.path.join(workdir, "images", f"eval_{slug(level)}.png"),
+        visualize.save_grid(os.path.join(workdir, "images", f"eval_{slug(config.data.eval)}_{slug(level)}.png"),
                             **result.grid_arrays(config.eval.num_grid_images))
   table = markdown(rows)
   if lead:
-    results_path = os.path.join(eval_dir, "results.json")
-    all_rows = merge_rows(read_results(results_path), rows)
+    all_rows = merge_rows(old_rows, rows)
     _write_text(results_path, json.dumps(all_rows, indent=2) + "\n")
     _write_text(os.path.join(eval_dir, "results.md"),
                 "# Evaluation results\n\n" + markdown(all_rows))

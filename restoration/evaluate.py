@@ -70,7 +70,8 @@ def eval_step(variables: Any, images: jax.Array, valid: jax.Array, index: jax.Ar
   sums = {k: jnp.sum(jnp.where(valid, v, 0.0)) for k, v in per_image.items()}
   sums["count"] = jnp.sum(valid.astype(jnp.float32))
   sums = lax.psum(sums, parallel.AXIS)
-  to_u8 = lambda x: jnp.round(x * 255.0).astype(jnp.uint8)
+  # Clip first: float->uint8 of out-of-range values is platform-dependent (wraps on some).
+  to_u8 = lambda x: jnp.round(jnp.clip(x, 0.0, 1.0) * 255.0).astype(jnp.uint8)
   return sums, per_image, jnp.stack([to_u8(corrupted), to_u8(restored)])
 
 

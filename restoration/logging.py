@@ -25,6 +25,15 @@ def write_config(workdir: str, config: ml_collections.ConfigDict) -> str:
   return path
 
 
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  """The resolved config a training run wrote to <workdir>/config.json."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: pass --config, or a --workdir of a training run")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
 def read_events(path: str) -> list[dict[str, Any]]:
   """Reads metrics.jsonl, skipping a partial last line (a crash can leave one)."""
   events = []

@@ -62,8 +62,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, input_path: str, output
   inputs = imageio.expand_inputs(input_path)
   plan = imageio.plan_outputs(inputs, output_dir, overwrite=overwrite)
   model = state_lib.build_model(config)
-  variables, ckpt_step, which = eval_mode.load_variables(config, workdir, step=step,
-                                                         model=model)
+  variables, ckpt_step, which = eval_mode.load_variables(config, workdir, step=step)
   if jax.process_index() != 0:  # restore mode is single-process work; the others idle
     return []
   apply = make_apply(model, variables)

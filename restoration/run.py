@@ -1,12 +1,10 @@
 """What launch.py calls: process set-up, then train, eval or restore."""
 
 import importlib.util
-import json
-import os
-
 import ml_collections
 from absl import logging
 
+from restoration import logging as rlog
 from restoration import parallel
 
 
@@ -19,15 +17,6 @@ def hide_tensorflow_from_accelerators() -> None:
   tf.config.set_visible_devices([], "TPU")
 
 
-def load_workdir_config(workdir: str) -> ml_collections.ConfigDict:
-  """The resolved config a training run wrote to <workdir>/config.json."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} not found: pass --config, or a --workdir of a training run")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
-
-
 def main(mode: str, config: ml_collections.ConfigDict | None, workdir: str, *,
          step: int | None = None, input_path: str | None = None,
          output_dir: str | None = None, overwrite: bool = False) -> None:
@@ -36,7 +25,7 @@ def main(mode: str, config: ml_collections.ConfigDict | None, workdir: str, *,
   if config is None:
     if mode == "train":
       raise ValueError("--config is required for --mode=train")
-    config = load_workdir_config(workdir)
+    config = rlog.read_config(workdir)
   logging.info("mode=%s workdir=%s", mode, workdir)
   if mode == "train":
     from restoration import train  # pylint: disable=g-import-not-at-top

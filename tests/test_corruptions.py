@@ -78,44 +78,40 @@ def scipy_blur(x, k):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_contract_rgb_odd_size_keys_and_per_image_draws(name):
+def test_contract_rgb_odd_size_bf16_keys_and_per_image_draws(name):
   a, b, c = rand_images((3, 37, 53, 3))
-  x = jnp.stack([a, a, b, c])  # images 0 and 1 are identical
+  x = jnp.stack([a, a, b, c]).astype(jnp.bfloat16)  # images 0 and 1 are identical
   fn = jitted(name)
   y = fn(KEY, x)
   assert y.shape == x.shape and y.dtype == x.dtype
   assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
-  assert float(jnp.abs(y - x).mean()) > 1e-3  # it corrupts
+  assert float(jnp.abs(y - x).astype(jnp.float32).mean()) > 1e-3  # it corrupts
   np.testing.assert_array_equal(y, fn(jax.random.key(0), x))  # same key, same output
   if name in DETERMINISTIC:
     np.testing.assert_array_equal(y[0], y[1])
   else:
-    assert float(jnp.abs(y - fn(jax.random.key(1), x)).max()) > 1e-3  # other key differs
-    assert float(jnp.abs(y[0] - y[1]).max()) > 1e-3  # same image, own randomness
+    assert float(jnp.abs(y - fn(jax.random.key(1), x)).max()) > 1e-2  # other key differs
+    assert float(jnp.abs(y[0] - y[1]).max()) > 1e-2  # same image, own randomness
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_gray_eager_per_image_loop_and_vmap_bf16(name):
-  # Values k / 256 are exact in bfloat16 too, so the bf16 run sees the same input.
-  x = jnp.asarray(np.floor(np.random.default_rng(1).random((3, 16, 24, 1)) * 256) / 256,
-                  jnp.float32)
-  fn = jitted(name)
-  y = fn(KEY, x)
-  assert y.shape == x.shape and y.dtype == x.dtype
-  # jpeg rounds to 8-bit levels: a fused-vs-unfused float difference may flip one level.
-  atol = 1.01 / 255 if name == "jpeg" else 1e-5
-  # The documented per-image keys: an eager loop over single images reproduces the batch.
-  keys = jax.random.split(KEY, 3)
-  for i in range(3):
-    eager = C.CORRUPTIONS[name](keys[i:i + 1], x[i:i + 1], **CASES[name])
-    np.testing.assert_allclose(eager[0], y[i], atol=atol)
-  # Under an outer vmap (e.g. over groups) each group behaves like a direct call; bf16 in,
-  # bf16 out.
-  groups = jnp.stack([x, x[::-1]]).astype(jnp.bfloat16)
+def test_gray_vmap_jit_equals_eager_per_image_loop(name):
+  # Under an outer vmap (e.g. over groups), group g behaves like fn(gkeys[g], groups[g]), so
+  # image i of group g uses the documented key jax.random.split(gkeys[g], 3)[i] ...
+  groups = rand_images((2, 3, 16, 24, 1), seed=1)
   gkeys = jnp.stack([KEY, jax.random.key(3)])
   yb = jax.jit(jax.vmap(functools.partial(C.CORRUPTIONS[name], **CASES[name])))(gkeys, groups)
-  assert yb.shape == groups.shape and yb.dtype == jnp.bfloat16
-  np.testing.assert_allclose(yb[0].astype(jnp.float32), y, atol=1 / 128)
+  assert yb.shape == groups.shape and yb.dtype == groups.dtype
+  # ... and an eager (un-jitted) loop over single images with those keys reproduces it.
+  # jpeg rounds to 8-bit levels: a fused-vs-unfused float difference may flip one level.
+  atol = 1.01 / 255 if name == "jpeg" else 1e-5
+  for g in range(2):
+    keys = jax.random.split(gkeys[g], 3)
+    for i in range(3):
+      eager = C.CORRUPTIONS[name](keys[i:i + 1], groups[g, i:i + 1], **CASES[name])
+      np.testing.assert_allclose(eager[0], yb[g, i], atol=atol)
+  if name not in DETERMINISTIC:
+    assert float(jnp.abs(yb[0] - yb[1]).max()) > 1e-3
 
 
 def test_legacy_uint32_key_is_accepted():

@@ -111,7 +111,7 @@ def test_results_files_rows_and_learning(evaluated):
     assert len(lines) == 5
     row = next(r for r in stored if r["corruption"] == level)
     np.testing.assert_allclose(np.mean([float(l[1]) for l in lines[1:]]), row["psnr"], rtol=1e-5)
-    grid = Image.open(os.path.join(workdir, "images", f"eval_{level}.png"))
+    grid = Image.open(os.path.join(workdir, "images", f"eval_builtin_{level}.png"))
     assert grid.size[0] > 3 * 32 and grid.size[1] > 2 * 32
   assert "psnr.png" in os.listdir(os.path.join(workdir, "plots"))
 
@@ -228,3 +228,17 @@ def test_launch_eval_subprocess_uses_workdir_config(evaluated, tmp_path):
   for new, old in zip(rows, evaluated[1]):
     for k in evaluate.METRICS:
       assert abs(new[k] - old[k]) < 1e-4, k  # 1 device in the subprocess, 2 here
+
+
+def test_eval_config_may_differ_from_training_in_optimizer_and_schedule(trained):
+  """The checkpoint's shapes come from the workdir's config.json, not from the eval --config."""
+  config = learn_config()
+  config.optimizer.name = "sgd"
+  config.optimizer.schedule = "plateau"
+  config.optimizer.grad_clip_norm = 1.0
+  config.ema_decay = 0.0
+  variables, step, _ = eval_mode.load_variables(config, trained, step=TOTAL_STEPS)
+  reference, _, _ = eval_mode.load_variables(learn_config(), trained, step=TOTAL_STEPS)
+  assert step == TOTAL_STEPS
+  for x, y in zip(jax.tree.leaves(variables), jax.tree.leaves(reference), strict=True):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -183,3 +183,18 @@ def test_ema_params_are_kept_and_differ(tmp_path):
   diffs = [np.abs(np.asarray(a) - np.asarray(b)).max()
            for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(state.ema_params))]
   assert max(diffs) > 0
+
+
+def test_device_resident_data_trains_and_resumes_exactly(tmp_path):
+  """data.on_device: crops drawn inside the step from the step's RNG; resume stays exact."""
+  cfg = dict(checkpoint_every_steps=2, eval_every_steps=100)
+  c4 = tiny_config(total_steps=4, **cfg)
+  c4.data.on_device = True
+  straight = train.train_and_evaluate(c4, str(tmp_path / "a"), devices=jax.local_devices()[:2])
+  c2 = tiny_config(total_steps=2, **cfg)
+  c2.data.on_device = True
+  train.train_and_evaluate(c2, str(tmp_path / "b"), devices=jax.local_devices()[:2])
+  resumed = train.train_and_evaluate(c4, str(tmp_path / "b"), devices=jax.local_devices()[:2])
+  assert_trees_equal(straight.params, resumed.params)
+  losses = [e["loss"] for e in train_events(str(tmp_path / "a"))]
+  assert len(losses) == 4 and all(np.isfinite(losses))
