@@ -14,13 +14,11 @@ Real data instead of the built-in photos, e.g.:
 
 from configs import common
 
-BOTTLENECK = 1024
-
 
 def get_config(arg: str | None = None):
   a = common.parse_arg(arg, quick=False, levin=False)
   c = common.base()
-  c.model.name = f"unet{BOTTLENECK}"
+  c.model.name = "unet1024"
   c.patch_size = 128
   c.batch_size = 8
   c.total_steps = 100_000

@@ -1,47 +1,16 @@
-"""U-Net deblurring of 128x128 RGB crops, bottleneck of 512 channels.
+"""U-Net deblurring of 128x128 RGB crops with a 512-channel bottleneck.
+
+Identical to configs/unet1024.py (same task, data, optimizer, arguments `quick` and `levin`)
+except for the bottleneck width, so the two runs compare the bottleneck alone:
 
   python launch.py --config=configs/unet512.py --workdir=runs/unet512
-  python launch.py --config=configs/unet512.py:quick --workdir=runs/unet512_quick   # CPU, minutes
-
-Arguments (comma-separated): `quick` (tiny U-Net, a few minutes on a laptop CPU), `levin`
-(real camera-shake blur: the 8 Levin et al. 2009 kernels from ../shared/data, one per image).
-
-Real data instead of the built-in photos, e.g.:
-  --config.data.train=folder:../shared/data/denoise/train/CBSD432
-  --config.data.eval=folder:../shared/data/denoise/test/CBSD68
-  --config.data.train=tfds:div2k --config.data.tfds_data_dir=/path/to/prepared/tfds
 """
 
-from configs import common
-
-BOTTLENECK = 512
+from configs import unet1024
 
 
 def get_config(arg: str | None = None):
-  a = common.parse_arg(arg, quick=False, levin=False)
-  c = common.base()
-  c.model.name = f"unet{BOTTLENECK}"
-  c.patch_size = 128
-  c.batch_size = 8
-  c.total_steps = 100_000
-  c.eval_every_steps = 2_000
-  c.checkpoint_every_steps = 2_000
-  c.data.channels = 3
-  c.data.eval_crop = 128
-  c.corruption = common.LEVIN_BLUR if a.levin else common.GAUSSIAN_BLUR
-  c.loss = {"l1": 1.0}
-  c.optimizer.learning_rate = 2e-4
-  c.optimizer.schedule = "cosine"
-  c.optimizer.warmup_steps = 1_000
-  c.optimizer.grad_clip_norm = 1.0
-  c.eval.sweep = common.DEBLUR_SWEEP
-  if a.quick:
-    common.make_quick(c, steps=300)
-    c.model.name = "unet"
-    c.model.kwargs = {"features": 16, "depth": 2, "bottleneck": 64}
-    c.patch_size = 32
-    c.batch_size = 8
-    c.loss = {"mse": 1.0}  # converges faster than L1 in a few hundred steps
-    c.optimizer.learning_rate = 1e-3
-    c.optimizer.warmup_steps = 20
+  c = unet1024.get_config(arg)
+  if c.model.name == "unet1024":  # the quick variant uses a tiny `unet` either way
+    c.model.name = "unet512"
   return c

@@ -13,7 +13,9 @@ RNG derivation, per step `s` (all `fold_in`):
                  device-resident sampler's crops
 """
 
+import collections
 import functools
+import itertools
 import math
 import os
 import time
@@ -48,7 +50,8 @@ class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN/inf loss or gradient; the last good checkpoint is kept."""
 
 
-def validate_config(config: ml_collections.ConfigDict, *, num_devices: int | None = None) -> None:
+def validate_config(config: ml_collections.ConfigDict, *, local_device_count: int | None = None,
+                    process_count: int | None = None) -> None:
   """Checks every field the run reads, raising ValueError naming it, before any compilation."""
   for name in ("total_steps", "batch_size", "patch_size", "log_every_steps",
                "eval_every_steps", "checkpoint_every_steps", "keep_checkpoints"):
@@ -57,7 +60,9 @@ def validate_config(config: ml_collections.ConfigDict, *, num_devices: int | Non
       raise ValueError(f"config.{name} must be an integer >= 1, got {value!r}")
   if not 0.0 <= config.ema_decay < 1.0:
     raise ValueError(f"config.ema_decay must be in [0, 1), got {config.ema_decay}")
-  num_devices = num_devices or jax.device_count()
+  local_device_count = local_device_count or jax.local_device_count()
+  process_count = process_count or jax.process_count()
+  num_devices = local_device_count * process_count
   if config.batch_size % num_devices:
     raise ValueError(f"config.batch_size={config.batch_size} must be divisible by the "
                      f"{num_devices} devices")
@@ -73,7 +78,8 @@ def validate_config(config: ml_collections.ConfigDict, *, num_devices: int | Non
       raise ValueError(f"config.eval.sweep.{name}: {e}") from e
   losses.validate(dict(config.loss))
   optim.validate(config)
-  data.validate_data_config(config)
+  data.validate_data_config(config, process_count=process_count,
+                            local_device_count=local_device_count)
 
 
 def train_step(state: TrainState, batch: Any, *, model, tx: optax.GradientTransformation,
@@ -130,7 +136,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   devices = list(devices) if devices is not None else None
   n_local = len(devices) if devices is not None else jax.local_device_count()
   n_global = n_local * jax.process_count()
-  validate_config(config, num_devices=n_global)
+  validate_config(config, local_device_count=n_local, process_count=jax.process_count())
   os.makedirs(workdir, exist_ok=True)
   lead = jax.process_index() == 0
 
@@ -176,16 +182,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   pending: list[tuple[int, dict]] = []
   data_state: dict | None = None
+  batches = (_prefetch_to_devices(train_data, devices) if train_data is not None
+             else itertools.repeat((batch_arrays, None)))
   last_log_time, last_log_step = time.time(), start_step
   bar = tqdm.tqdm(total=config.total_steps, initial=start_step, disable=not lead,
                   desc="train", unit="step", dynamic_ncols=True)
   try:
     for step in range(start_step + 1, config.total_steps + 1):  # `step` = steps done after it
-      if train_data is not None:
-        batch = next(train_data)
-        data_state = train_data.get_state()  # position after this batch: what a resume needs
-      else:
-        batch = batch_arrays
+      batch, data_state = next(batches)
       rstate, metrics = p_train(rstate, batch)
       if block_each_step:
         jax.block_until_ready(metrics)
@@ -212,12 +216,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         ckpt.save_best(step, parallel.unreplicate(rstate), result.means["psnr"])
   finally:
     bar.close()
+    if train_data is not None:
+      train_data.close()
     ckpt.wait()
     ckpt.close()
     writer.close()
   if lead:
     visualize.plot_curves(writer.path, os.path.join(workdir, "plots"))
   return parallel.unreplicate(rstate)
+
+
+def _prefetch_to_devices(train_data: data.TrainData, devices, depth: int = 2):
+  """Yields (device batch, iterator state after it), `depth` batches ahead.
+
+  The host-to-device copy of the next batches overlaps the current step. Each batch carries
+  the iterator position right after it, which is what a checkpoint at that step must store.
+  """
+  queue = collections.deque()
+  while True:
+    while len(queue) < depth:
+      batch = next(train_data)
+      queue.append((parallel.to_devices(batch, devices), train_data.get_state()))
+    yield queue.popleft()
 
 
 def _sample_device(key: jax.Array, arrays: tuple[jax.Array, jax.Array], *, batch_size: int,

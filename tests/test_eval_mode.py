@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from configs import default
 from restoration import corruptions
 from restoration import eval_mode
 from restoration import evaluate
 from restoration import inference
 from restoration import state as state_lib
 from restoration import train
+from tests.tiny import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEP = {f"sigma{s}": [{"name": "gaussian_noise", "sigma": float(s)}] for s in (25, 50)}
@@ -27,25 +27,12 @@ TOTAL_STEPS = 80
 
 def learn_config():
   """A cnn that learns gaussian denoising in a few dozen CPU steps."""
-  c = default.get_config()
-  c.model.name = "cnn"
-  c.model.kwargs = {"depth": 3, "features": 16, "residual": True}
-  c.patch_size = 32
-  c.batch_size = 8
-  c.total_steps = TOTAL_STEPS
-  c.log_every_steps = 20
-  c.eval_every_steps = TOTAL_STEPS // 2
-  c.checkpoint_every_steps = TOTAL_STEPS // 2
-  c.keep_checkpoints = 2
-  c.data.channels = 1
-  c.data.eval_crop = 32
-  c.data.eval_max_images = 4
-  c.data.eval_batch_size = 4
-  c.eval.num_grid_images = 2
-  c.corruption = [{"name": "gaussian_noise", "sigma": 25.0}]
-  c.optimizer.learning_rate = 3e-3
-  c.eval.sweep = SWEEP
-  return c
+  return tiny_config(**{
+      "model.kwargs": {"depth": 3, "features": 16, "residual": True}, "patch_size": 32,
+      "batch_size": 8, "total_steps": TOTAL_STEPS, "log_every_steps": 20,
+      "eval_every_steps": TOTAL_STEPS // 2, "checkpoint_every_steps": TOTAL_STEPS // 2,
+      "data.eval_crop": 32, "data.eval_max_images": 4, "data.eval_batch_size": 4,
+      "eval.sweep": SWEEP})
 
 
 @pytest.fixture(scope="module")

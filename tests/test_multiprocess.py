@@ -11,7 +11,7 @@ import numpy as np
 
 from restoration import logging as rlog
 from restoration import train
-from tests.test_train import tiny_config
+from tests.tiny import tiny_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

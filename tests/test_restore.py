@@ -11,7 +11,6 @@ import png
 import pytest
 from PIL import Image
 
-from configs import default
 from restoration import eval_mode
 from restoration import imageio
 from restoration import inference
@@ -20,26 +19,16 @@ from restoration import checkpoints
 from restoration import logging as rlog
 from restoration import optim
 from restoration import state as state_lib
+from tests.tiny import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def rgb_config():
-  c = default.get_config()
-  c.model.name = "cnn"
-  c.model.kwargs = {"depth": 2, "features": 8, "residual": True}
-  c.patch_size = 16
-  c.batch_size = 2
-  c.total_steps = 1
-  c.log_every_steps = 1
-  c.eval_every_steps = 1
-  c.checkpoint_every_steps = 1
-  c.data.channels = 3
-  c.data.eval_crop = 16
-  c.data.eval_max_images = 2
-  c.data.eval_batch_size = 2
-  c.eval.num_grid_images = 1
-  return c
+  return tiny_config(**{"model.kwargs": {"depth": 2, "features": 8, "residual": True},
+                        "batch_size": 2, "total_steps": 1, "eval_every_steps": 1,
+                        "checkpoint_every_steps": 1, "data.channels": 3,
+                        "eval.num_grid_images": 1})
 
 
 @pytest.fixture(scope="module")

@@ -7,36 +7,10 @@ import jax
 import numpy as np
 import pytest
 
-from configs import default
 from restoration import checkpoints
 from restoration import logging as rlog
 from restoration import train
-
-
-def tiny_config(**overrides):
-  c = default.get_config()
-  c.model.name = "cnn"
-  c.model.kwargs = {"depth": 2, "features": 8}
-  c.patch_size = 16
-  c.batch_size = 4
-  c.total_steps = 4
-  c.log_every_steps = 1
-  c.eval_every_steps = 2
-  c.checkpoint_every_steps = 2
-  c.data.channels = 1
-  c.data.eval_crop = 16
-  c.data.eval_max_images = 2
-  c.data.eval_batch_size = 2
-  c.eval.num_grid_images = 2
-  c.corruption = [{"name": "gaussian_noise", "sigma": 25.0}]
-  c.optimizer.learning_rate = 3e-3
-  for k, v in overrides.items():
-    *parents, leaf = k.split(".")
-    target = c
-    for p in parents:
-      target = target[p]
-    target[leaf] = v
-  return c
+from tests.tiny import tiny_config
 
 
 def train_events(workdir, kind="train"):
