@@ -163,7 +163,7 @@ def test_salt_and_pepper_fractions_and_mask():
 def test_poisson_variance_matches_intensity_over_peak():
   x = jnp.concatenate([jnp.full((64, 32, 64, 1), 0.1), jnp.full((64, 32, 64, 1), 0.4)], 1)
   peak = 50.0
-  y = np.asarray(jax.jit(lambda k, x: C.poisson_noise(k, x, peak=peak))(KEY, x))
+  y = np.asarray(jax.jit(lambda k, x: C.poisson_noise(k, x, peak=peak))(jax.random.key(0), x))
   for rows, level in ((slice(0, 32), 0.1), (slice(32, 64), 0.4)):
     v = y[:, rows]
     assert abs(v.mean() - level) < 0.003

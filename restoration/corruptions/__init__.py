@@ -10,7 +10,10 @@ Data contract
 * `key`: a `jax.random.key` (legacy uint32 `PRNGKey`s are accepted and wrapped). Each image
   draws its own randomness from `jax.random.split(key, N)[i]`; `key` may instead be N per-image
   keys, used as is, so `fn(keys[i:i + 1], images[i:i + 1])` reproduces image i of
-  `fn(keys, images)` (see `per_image_keys`). Same key, same output.
+  `fn(keys, images)` (see `per_image_keys`). Same key, same output. (This loop equivalence holds
+  for threefry keys, the default. Under vmap, JAX draws a whole batch of 'rbg'-key bits from the
+  batch's first key, so with 'rbg' keys outputs are random and deterministic but a loop over
+  images does not reproduce the batch.)
 * Parameters that accept a range `(lo, hi)` (tuple or list) draw a value uniformly per image.
   Static parameters (num_blocks, block sizes, kernel sizes, quality tables) are Python values,
   so shapes are static under `jax.jit`; every function also works under `jax.vmap`.

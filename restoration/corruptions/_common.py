@@ -21,7 +21,7 @@ Param = float | tuple[float, float]
 # Image height and width, known when a chain is built for a fixed crop size.
 ImageShape = tuple[int, int] | None
 
-# Convolutions and DCT matmuls run at full float32 precision: on GPUs the default may be TF32,
+# Matmuls (JPEG DCT, block masks) run at full float32 precision: on GPUs the default may be TF32,
 # whose ~1e-3 relative error would show up as artefacts in blur identities and JPEG quality 100.
 PRECISION = jax.lax.Precision.HIGHEST
 
@@ -75,8 +75,9 @@ def batched(fn: Callable[..., Any], key: jax.Array, images: jax.Array, *args: An
 def uniforms(key: jax.Array, *shapes: tuple[int, ...]) -> list[jax.Array]:
   """Uniform [0, 1) float32 arrays of the given shapes from ONE draw of `key`.
 
-  Every jax.random call inlines its own copy of the threefry hash, and each copy costs ~0.5 s
-  of XLA compile time on CPU; one draw sliced into pieces keeps compile times low.
+  Every jax.random call inlines its own copy of the threefry hash, and each copy costs ~0.2-3 s
+  of XLA compile time on CPU, growing with the rank of the drawn shape; one flat draw sliced
+  into pieces keeps compile times low.
   """
   sizes = [math.prod(s) for s in shapes]
   flat = jax.random.uniform(key, (sum(sizes),), jnp.float32)
@@ -202,22 +203,21 @@ def depthwise_conv(x: jax.Array, kernels: jax.Array) -> jax.Array:
   x: (N, H, W, C) float32. kernels: (kh, kw) shared by the batch, or (N, kh, kw) one per image.
   Borders use symmetric padding (scipy.ndimage mode 'reflect'), so a normalised kernel keeps a
   constant image constant instead of darkening the borders the way zero padding would.
+
+  Computed with FFTs: after padding by the kernel size, the circular convolution's valid part
+  is exactly the linear one, and it is 10-30x faster on CPU than XLA's direct convolution for
+  these kernel sizes (13-27 px camera-shake kernels; per-image kernels would need a grouped
+  convolution with N * C groups). float32 round-off is ~1e-6.
   """
   n, h, w, c = x.shape
   kh, kw = kernels.shape[-2:]
-  pad = ((0, 0), _padding(kh), _padding(kw), (0, 0))
-  xp = jnp.pad(x, pad, mode="symmetric")
-  flipped = kernels[..., ::-1, ::-1].astype(jnp.float32)  # conv_general_dilated correlates
-  dn = ("NHWC", "HWIO", "NHWC")
-  if kernels.ndim == 2:
-    # Shared kernel: fold channels into the batch and run a 1-in/1-out convolution.
-    lhs = xp.transpose(0, 3, 1, 2).reshape(n * c, h + kh - 1, w + kw - 1, 1)
-    out = jax.lax.conv_general_dilated(lhs, flipped[:, :, None, None], (1, 1), "VALID",
-                                       dimension_numbers=dn, precision=PRECISION)
-    return out.reshape(n, c, h, w).transpose(0, 2, 3, 1)
-  # Per-image kernels: fold the batch into the channels and use one group per (image, channel).
-  lhs = xp.transpose(1, 2, 0, 3).reshape(1, h + kh - 1, w + kw - 1, n * c)
-  rhs = jnp.repeat(flipped, c, axis=0).transpose(1, 2, 0)[:, :, None, :]
-  out = jax.lax.conv_general_dilated(lhs, rhs, (1, 1), "VALID", dimension_numbers=dn,
-                                     feature_group_count=n * c, precision=PRECISION)
-  return out.reshape(h, w, n, c).transpose(2, 0, 1, 3)
+  if kh == kw == 1:  # e.g. gaussian_blur with sigma 0: exact, no FFT round-off
+    return x * (kernels.reshape(-1, 1, 1, 1) if kernels.ndim == 3 else kernels.reshape(()))
+  hp, wp = h + kh - 1, w + kw - 1
+  xp = jnp.pad(x, ((0, 0), _padding(kh), _padding(kw), (0, 0)), mode="symmetric")
+  fx = jnp.fft.rfft2(xp, axes=(1, 2))
+  fk = jnp.fft.rfft2(kernels.astype(jnp.float32), s=(hp, wp), axes=(-2, -1))
+  fk = fk[None, :, :, None] if kernels.ndim == 2 else fk[:, :, :, None]
+  z = jnp.fft.irfft2(fx * fk, s=(hp, wp), axes=(1, 2))
+  # z[i] = sum_j k[j] xp[i - j]: output pixel y sits at i = y + k - 1 (no wrap-around there).
+  return z[:, kh - 1:kh - 1 + h, kw - 1:kw - 1 + w]

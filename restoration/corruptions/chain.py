@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 # Names imported explicitly: the package re-exports functions named like its modules (blur, jpeg).
 from restoration.corruptions._common import ImageShape, as_key
@@ -54,10 +55,10 @@ def _check_image_shape(image_shape: Any) -> ImageShape:
   if image_shape is None:
     return None
   if (not isinstance(image_shape, (list, tuple)) or len(image_shape) != 2
-      or not all(isinstance(v, int) and v > 0 for v in image_shape)):
+      or not all(isinstance(v, (int, np.integer)) and v > 0 for v in image_shape)):
     raise ValueError(f"chain: parameter 'image_shape' must be None or (H, W) positive ints, "
                      f"got {image_shape!r}")
-  return tuple(image_shape)  # type: ignore[return-value]
+  return int(image_shape[0]), int(image_shape[1])
 
 
 def validate(specs: Sequence[Spec], image_shape: tuple[int, int] | None = None

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from restoration.corruptions._common import (ImageShape, Param, batched, check_bool,
                                              check_images, check_number, draw, from_unit,
-                                             is_range, to_normal, uniforms)
+                                             is_range, per_image_keys, to_normal, uniforms)
 
 # ITU-R BT.601 luma weights (R, G, B).
 LUMA_601 = (0.299, 0.587, 0.114)
@@ -114,24 +114,24 @@ def salt_and_pepper(key: jax.Array, images: jax.Array, *, amount: Param,
 
 
 def poisson_noise(key: jax.Array, images: jax.Array, *, peak: Param) -> jax.Array:
-  """Shot noise: out = Poisson(x * peak) / peak, clipped to [0, 1].
+  """Shot noise: out = Poisson(x * peak) / peak, clipped to [0, 1] (jax.random.poisson).
 
   Args:
     peak: expected photon count at intensity 1 (> 0; lower is noisier), or a range per image.
       The variance at intensity x is x / peak.
+  Needs threefry keys (`jax.random.key`'s default), as jax.random.poisson does.
   """
   check_images("poisson_noise", images)
   p = _check_poisson_noise(dict(peak=peak), None)
-
-  def one(k: jax.Array, x: jax.Array) -> jax.Array:
-    # jax.random.poisson is exact (Knuth / rejection sampling), but compiles slowly.
-    k_peak, k_noise = jax.random.split(k) if is_range(p["peak"]) else (None, k)
-    pk = draw(k_peak, p["peak"])
-    lam = jnp.clip(x.astype(jnp.float32), 0.0, 1.0) * pk
-    counts = jax.random.poisson(k_noise, lam, x.shape)
-    return jnp.clip(counts.astype(jnp.float32) / pk, 0.0, 1.0)
-
-  return batched(one, key, images).astype(images.dtype)
+  keys = per_image_keys(key, images.shape[0])
+  if is_range(p["peak"]):
+    keys, k_peak = jax.vmap(lambda k: tuple(jax.random.split(k)))(keys)
+    pk = jax.vmap(lambda k: draw(k, p["peak"]))(k_peak)[:, None, None, None]
+  else:
+    pk = jnp.float32(p["peak"])
+  lam = jnp.clip(images.astype(jnp.float32), 0.0, 1.0) * pk
+  counts = jax.vmap(lambda k, l: jax.random.poisson(k, l, dtype=jnp.int32))(keys, lam)
+  return jnp.clip(counts / pk, 0.0, 1.0).astype(images.dtype)
 
 
 def speckle_noise(key: jax.Array, images: jax.Array, *, sigma: Param) -> jax.Array:
