@@ -116,7 +116,7 @@ def test_gray_vmap_jit_equals_eager_per_image_loop(name):
 
 def test_legacy_uint32_key_is_accepted():
   x = rand_images((3, 16, 24, 1))
-  raw = jax.random.PRNGKey(5)
+  raw = jax.random.key_data(jax.random.key(5))  # a legacy raw uint32 key
   fn = jax.jit(functools.partial(C.salt_and_pepper, amount=0.5))
   np.testing.assert_array_equal(fn(raw, x), fn(jax.random.wrap_key_data(raw), x))
   assert C.per_image_keys(raw, 3).shape == (3,)

@@ -1,6 +1,5 @@
 """A 2-process run on 127.0.0.1 (gloo CPU collectives) matches the 1-process, 2-device run."""
 
-import json
 import os
 import socket
 import subprocess
