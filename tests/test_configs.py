@@ -26,7 +26,10 @@ ARGS = {
     "lowlight.py": ["", "quick", "amount=0.05"],
     "cvt.py": ["", "quick"],
 }
-CASES = [(name, arg) for name in CONFIGS for arg in ARGS.get(name, [""])]
+HAVE_KERNELS = os.path.isdir(corruptions.DEFAULT_KERNEL_DIR)
+CASES = [pytest.param(name, arg, marks=pytest.mark.skipif(
+             "levin" in arg and not HAVE_KERNELS, reason="Levin09 kernels not beside the repo"))
+         for name in CONFIGS for arg in ARGS.get(name, [""])]
 
 
 def load(name: str, arg: str) -> ml_collections.ConfigDict:

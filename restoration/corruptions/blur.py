@@ -8,7 +8,7 @@ to ~1e-6. Kernel sizes are static: derived from the largest value a parameter ra
 
 Kernel files (`load_kernel`): `levin09_kernels.npz` (keys k1..k8, 13x13 to 27x27) and
 `kernels12.npy` (12 x 25 x 25) in a directory that defaults to DEFAULT_KERNEL_DIR, a path
-relative to the current working directory (the repo root when run as documented).
+../shared/data beside the repository checkout (independent of the working directory).
 """
 
 from __future__ import annotations
@@ -26,7 +26,11 @@ from restoration.corruptions._common import (ImageShape, Param, _is_traced, chec
                                              check_number, depthwise_conv, draw, from_unit,
                                              param_max, per_image_keys, to_int, uniforms)
 
-DEFAULT_KERNEL_DIR = os.path.join("..", "shared", "data", "deblur", "Levin09", "kernels")
+# The shared benchmark data sits beside the repository checkout (../shared/data from its root);
+# resolved from this file, so it does not depend on the working directory.
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_KERNEL_DIR = os.path.normpath(
+    os.path.join(_REPO_ROOT, "..", "shared", "data", "deblur", "Levin09", "kernels"))
 KERNEL_SUM_RTOL = 1e-3  # "sums to 1" tolerance: float32 files sum to 1 within ~1e-7
 _SOURCES = {"levin09": ("levin09_kernels.npz", 8), "kernels12": ("kernels12.npy", 12)}
 _KERNEL_NAMES = ("'levin09:k1' .. 'levin09:k8', 'levin09:random', 'kernels12:0' .. "
@@ -37,9 +41,9 @@ _KERNEL_NAMES = ("'levin09:k1' .. 'levin09:k8', 'levin09:random', 'kernels12:0' 
 def _read_bank(path: str) -> tuple[np.ndarray, ...]:
   if not os.path.exists(path):
     raise FileNotFoundError(
-        f"blur kernel file {path!r} not found; kernel paths are relative to the current "
-        f"directory (default {DEFAULT_KERNEL_DIR!r}); pass kernel_dir / data_dir to point "
-        "at the directory holding levin09_kernels.npz and kernels12.npy")
+        f"blur kernel file {path!r} not found (default directory: {DEFAULT_KERNEL_DIR!r}, "
+        "../shared/data beside the repository); pass kernel_dir / data_dir to point at the "
+        "directory holding levin09_kernels.npz and kernels12.npy")
   if path.endswith(".npz"):
     with np.load(path) as z:
       return tuple(np.asarray(z[f"k{i}"], np.float32) for i in range(1, 9))
@@ -60,8 +64,8 @@ def load_kernel(name: str, data_dir: str | os.PathLike | None = None) -> np.ndar
       'kernels12:11' (0-based index into the IRCNN/DPIR kernels12.npy), or 'levin09:random' /
       'kernels12:random' for the whole bank, zero-padded (centred) to the largest size and
       stacked as (K, S, S); `blur` then draws one kernel per image.
-    data_dir: directory with the two files; default DEFAULT_KERNEL_DIR, resolved relative to
-      the current working directory.
+    data_dir: directory with the two files; default DEFAULT_KERNEL_DIR (../shared/data/... beside
+      the repository checkout).
   Returns:
     float32 (kh, kw), or (K, S, S) for a '...:random' bank.
   """
