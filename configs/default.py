@@ -32,9 +32,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   # --- Model (restoration.models registry) --------------------------------------------------
   c.model = ml_collections.ConfigDict()
-  c.model.name = "unet"               # cnn | dncnn | unet | unet512 | unet1024 | cvt | patchgan
-  c.model.dtype = "float32"           # computation dtype: float32 | bfloat16 (params stay f32)
-  c.model.kwargs = ml_collections.ConfigDict()  # constructor overrides, e.g. features, depth
+  c.model.name = "unet"               # cnn | dncnn | unet | unet512 | unet1024 | cvt
+                                      # (patchgan is a discriminator: not trainable alone)
+  c.model.dtype = "float32"           # computation dtype: float32 | bfloat16 | float16; params
+                                      # stay float32 (use bfloat16 on GPU/TPU for speed)
+  # Constructor overrides, e.g. features, depth. The command line can only override keys a
+  # config sets (configs are locked against typos); add new keys in a config file.
+  c.model.kwargs = ml_collections.ConfigDict()
 
   # --- Task: corruption chain and loss --------------------------------------------------------
   # A list of {'name': ..., **params} dicts for restoration.corruptions.chain, applied in order
@@ -48,12 +52,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adam"           # adam | adamw | sgd
   c.optimizer.learning_rate = 1e-3    # peak learning rate
-  c.optimizer.schedule = "constant"   # constant | cosine (warmup + cosine) | step | plateau
-  c.optimizer.warmup_steps = 0        # linear warmup from 0 (cosine and constant)
+  c.optimizer.schedule = "constant"   # constant | cosine | step | plateau (after any warmup)
+  c.optimizer.warmup_steps = 0        # linear warmup from 0, for every schedule
   c.optimizer.end_factor = 0.01       # cosine: final lr = learning_rate * end_factor
   c.optimizer.decay_steps = (0.5, 0.75)  # step: boundaries as fractions of total_steps
   c.optimizer.decay_factor = 0.1      # step: lr multiplier at each boundary; plateau: on plateau
-  c.optimizer.plateau_patience = 10   # plateau: evaluations of the loss without improvement
+  c.optimizer.plateau_patience = 10   # plateau: windows of log_every_steps steps whose mean
+                                      # training loss did not improve before the lr decays
   c.optimizer.weight_decay = 0.0      # adamw: decoupled weight decay
   c.optimizer.momentum = 0.9          # sgd: Nesterov-free heavy-ball momentum
   c.optimizer.grad_clip_norm = 0.0    # >0 clips the global gradient norm
@@ -67,7 +72,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.pad_small = False            # images smaller than patch_size: error (False) or reflect-pad
   c.data.on_device = False            # upload the train set once; crop/augment inside the step
   c.data.num_workers = 0              # grain worker processes (0: in the main process)
-  c.data.prefetch = 2                 # batches prefetched per worker / by the device iterator
+  c.data.prefetch = 2                 # batches prefetched per grain worker, and onto the devices
   c.data.eval_crop = 0                # >0: evaluate on centre crops of this size (one shape)
   c.data.eval_batch_size = 8          # GLOBAL eval batch; last partial batch is padded + masked
   c.data.eval_max_images = 0          # >0: only the first N eval images (quick runs)
@@ -83,7 +88,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval.y_channel = False            # PSNR/SSIM on Y of YCbCr (BT.601, MATLAB rgb2ycbcr)
   c.eval.crop_border = 0              # pixels cropped from each border before the metric
   c.eval.quantize = False             # round outputs to uint8 levels before the metric
-  c.eval.tile = 0                     # >0: tiled inference with tiles of this size
+  c.eval.tile = 0                     # >0: tiled inference with tiles of this size (--mode=eval
+                                      # and restore; eval during training runs whole images)
   c.eval.tile_overlap = 32            # overlap between tiles (blended)
   c.eval.self_ensemble = False        # average over the 8 flips/rotations
   c.eval.num_grid_images = 4          # images in the clean|corrupted|restored grid PNGs

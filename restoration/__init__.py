@@ -1,5 +1,11 @@
 """JAX/Flax image restoration: corruptions, models, data, training and evaluation.
 
-Layering (lower never imports higher): corruptions, models, data, metrics, losses
--> parallel, checkpoints, logging, visualize -> train, evaluate -> launch.py.
+Layers (a module imports only from layers below it; none imports from launch.py):
+  corruptions, models, data, metrics, imageio          (nothing of ours)
+  losses, optim, parallel, inference, visualize, logging, checkpoints
+  state                                                 (models, parallel)
+  evaluate                                              (corruptions, data, metrics, inference, ...)
+  train, eval_mode, restore                             (the modes; restore reuses
+                                                        eval_mode's checkpoint loading)
+  run                                                   (what launch.py calls)
 """

@@ -3,26 +3,36 @@
   python launch.py --mode=eval --config=configs/dncnn.py --workdir=runs/dncnn \\
     --config.data.eval=folder:../shared/data/denoise/test/BSD68 [--step=N]
 
-Loads the best checkpoint (or `--step`: the latest manager's checkpoint at that step, else the
-best one's), evaluates `config.data.eval` at every level of `config.eval.sweep` (name -> chain
-specs; empty: the training corruption, named 'train') and writes, from process 0 only:
+The model (model.name, model.kwargs) and data.channels always come from the workdir's
+config.json (`training_config`; a warning names every field the --config disagreed on), so a
+`:quick` run can be evaluated with the full config file; model.dtype and every eval field come
+from --config. Loads the best checkpoint (or `--step`: the latest manager's checkpoint at that
+step, else the best one's), evaluates `config.data.eval` at every level of `config.eval.sweep`
+(name -> chain specs; empty: the training corruption, named 'train') and writes, from
+process 0 only:
 
-  eval/results.json     a JSON list of rows, one per dataset x level x convention x step x
-                        self_ensemble x tile (the key). Rows accumulate over runs: a re-run with
-                        the same key replaces its rows, other rows are kept. Row fields:
-                        dataset, corruption, n_images, input_psnr, psnr, input_ssim, ssim,
-                        loss, convention, step, checkpoint ('best'|'latest'), self_ensemble,
-                        tile, tile_overlap, eval_seed, specs. Non-finite values are null.
+  eval/results.json     a JSON list of rows. Row fields: dataset, corruption, n_images,
+                        input_psnr, psnr, input_ssim, ssim, loss, convention, step, checkpoint
+                        ('best'|'latest'), self_ensemble, tile, tile_overlap, eval_seed, specs.
+                        Non-finite values are null. Rows accumulate over runs: a re-run with the
+                        same key (ROW_KEY: dataset, level, n_images, convention, step,
+                        self_ensemble, tile, tile_overlap, eval_seed and the level's specs,
+                        compared as canonical JSON) replaces its rows, other rows are kept.
   eval/results.md       every row as markdown tables, one per (dataset, checkpoint step,
-                        convention, self_ensemble, tile) with a header line naming them.
-  eval/per_image_<dataset>_<level>.csv   name, psnr, ssim, input_psnr, input_ssim for this run
-                        (<dataset> is the spec sanitised to [A-Za-z0-9_-]).
-  images/eval_<dataset>_<level>.png   clean | corrupted | restored grid (PSNR under each image).
+                        convention, self_ensemble, tile, tile_overlap, eval_seed).
+  eval/per_image_<dataset>_<level>_<tag>.csv   name, psnr, ssim, input_psnr, input_ssim of
+                        the latest run with that file name
+                        (<dataset> is the spec sanitised to [A-Za-z0-9_-]; <tag> is
+                        `step<N>`, then `_<convention>` unless 'rgb', `_x8` with
+                        self-ensemble, `_tile<T>` when tiled; see `file_tag`).
+  images/eval_<dataset>_<level>_<tag>.png   clean | corrupted | restored grid (PSNR under each
+                        image); skipped when eval.num_grid_images is 0.
   plots/                regenerated from metrics.jsonl when the workdir has one.
 
 With `config.eval.tile > 0` every image goes through the host-driven tiled path
 (`Evaluator.evaluate_tiled`): same corruption keys, same metrics, the model compiled once for
-the tile shape. Otherwise the pmapped eval step of training is used.
+the tile shape. Otherwise the pmapped eval step of training is used, with the variables placed
+on the devices once for all levels.
 """
 
 import csv
@@ -41,7 +51,6 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from restoration import checkpoints
-from restoration import corruptions
 from restoration import evaluate
 from restoration import logging as rlog
 from restoration import models
@@ -53,11 +62,45 @@ from restoration import visualize
 RESULT_FIELDS = ("dataset", "corruption", "n_images", "input_psnr", "psnr", "input_ssim", "ssim",
                  "loss", "convention", "step", "checkpoint", "self_ensemble", "tile",
                  "tile_overlap", "eval_seed", "specs")
-ROW_KEY = ("dataset", "corruption", "convention", "step", "self_ensemble", "tile")
+ROW_KEY = ("dataset", "corruption", "n_images", "convention", "step", "self_ensemble", "tile",
+           "tile_overlap", "eval_seed", "specs")
+# Fields taken from the workdir's config.json: the checkpoint's shapes depend on them.
+TRAINING_FIELDS = ("model.name", "model.kwargs", "data.channels")
 PER_IMAGE_FIELDS = ("psnr", "ssim", "input_psnr", "input_ssim")
 
 
 # ------------------------------------------------------------------------------ checkpoints
+
+def _get(config: ml_collections.ConfigDict, dotted: str) -> Any:
+  for part in dotted.split("."):
+    config = config[part]
+  return config
+
+
+def training_config(config: ml_collections.ConfigDict, workdir: str) -> ml_collections.ConfigDict:
+  """A copy of `config` with the model and data.channels of the workdir's training run.
+
+  model.name, model.kwargs and data.channels come from <workdir>/config.json when it exists
+  (the checkpoint's shapes depend on them); model.dtype and everything else stay as in
+  `config` (e.g. bfloat16 eval of a float32 run). Logs a warning naming each field that
+  differed. Without a config.json, an unchanged copy.
+  """
+  out = ml_collections.ConfigDict(config.to_dict())
+  if not os.path.exists(os.path.join(workdir, "config.json")):
+    return out
+  trained = rlog.read_config(workdir)
+  for field in TRAINING_FIELDS:
+    value = _get(trained, field)
+    given, wanted = _plain(_get(config, field)), _plain(value)
+    if given != wanted:
+      logging.warning("config.%s=%r differs from the training run's %r (%s); using the "
+                      "training run's", field, given, wanted,
+                      os.path.join(workdir, "config.json"))
+    parent, leaf = field.rsplit(".", 1)
+    _get(out, parent)[leaf] = (ml_collections.ConfigDict(value.to_dict())
+                               if hasattr(value, "to_dict") else value)
+  return out
+
 
 def model_multiple(config: ml_collections.ConfigDict) -> int:
   """The H/W multiple the model pads to internally (tiles are aligned to it); 1 if none."""
@@ -125,16 +168,14 @@ def load_variables(config: ml_collections.ConfigDict, workdir: str, *,
 # ---------------------------------------------------------------------------------- sweep
 
 def sweep_levels(config: ml_collections.ConfigDict) -> dict[str, list]:
-  """Level name -> corruption chain specs: config.eval.sweep, or {'train': config.corruption}."""
+  """Level name -> corruption chain specs: config.eval.sweep, or {'train': config.corruption}.
+
+  Not validated here: `evaluate.validate_eval_config` does that at start-up.
+  """
   sweep = config.eval.get("sweep") or {}
   levels = {str(k): _plain(v) for k, v in sweep.items()}
   if not levels:
     levels = {"train": _plain(config.corruption)}
-  for name, specs in levels.items():
-    try:
-      corruptions.validate(specs)
-    except ValueError as e:
-      raise ValueError(f"config.eval.sweep.{name}: {e}") from e
   return levels
 
 
@@ -156,6 +197,18 @@ def slug(text: str, max_len: int = 60) -> str:
     digest = hashlib.sha1(str(text).encode()).hexdigest()[:8]
     out = out[-(max_len - 9):].lstrip("_") + "_" + digest
   return out
+
+
+def file_tag(step: int, convention: str, self_ensemble: bool, tile: int) -> str:
+  """The file-name suffix of a run's per-image CSV and grid: 'step<N>[_<conv>][_x8][_tile<T>]'."""
+  tag = f"step{int(step)}"
+  if convention != "rgb":
+    tag += f"_{slug(convention)}"
+  if self_ensemble:
+    tag += "_x8"
+  if tile > 0:
+    tag += f"_tile{int(tile)}"
+  return tag
 
 
 def _devices(batch_size: int) -> list[jax.Device] | None:
@@ -180,7 +233,8 @@ def _finite(v: Any) -> Any:
 
 
 def _key(row: dict) -> tuple:
-  return tuple(json.dumps(row.get(k), sort_keys=True) for k in ROW_KEY)
+  """ROW_KEY's values as canonical JSON (sorted keys): specs lists compare by content."""
+  return tuple(json.dumps(_plain(row.get(k)), sort_keys=True) for k in ROW_KEY)
 
 
 def merge_rows(old: Sequence[dict], new: Sequence[dict]) -> list[dict]:
@@ -218,24 +272,40 @@ def _fmt(v: Any, digits: int) -> str:
   return f"{v:.{digits}f}"
 
 
+def _specs_text(specs: Any) -> str:
+  """Compact text of a chain, e.g. 'gaussian_noise(sigma=25.0)'."""
+  if not isinstance(specs, list):
+    return "-"
+  out = []
+  for spec in specs:
+    params = {k: v for k, v in spec.items() if k != "name"} if isinstance(spec, dict) else {}
+    args = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(params.items()))
+    out.append(f"{spec.get('name', '?') if isinstance(spec, dict) else spec}({args})")
+  return " + ".join(out).replace("|", "\\|")
+
+
 def markdown(rows: Sequence[dict]) -> str:
-  """Markdown tables: one per (dataset, step, checkpoint, convention, self_ensemble, tile)."""
+  """Markdown tables: one per (dataset, step, checkpoint, convention, self_ensemble, tile,
+  tile_overlap, eval_seed); a row per level, with its images and corruption specs."""
   groups: dict[tuple, list[dict]] = {}
   for r in rows:
     g = (r["dataset"], r["step"], r["checkpoint"], r["convention"], r["self_ensemble"],
-         r["tile"])
+         r["tile"], r.get("tile_overlap"), r.get("eval_seed"))
     groups.setdefault(g, []).append(r)
   parts = []
-  for (dataset, step, which, conv, ens, tile), members in groups.items():
-    extras = (", self-ensemble x8" if ens else "") + (f", tiles {tile}px" if tile else "")
+  for (dataset, step, which, conv, ens, tile, overlap, seed), members in groups.items():
+    extras = (", self-ensemble x8" if ens else "")
+    extras += f", tiles {tile}px (overlap {overlap})" if tile else ""
+    extras += f", eval seed {seed}" if seed is not None else ""
     parts.append(f"### `{dataset}`: checkpoint step {step} ({which}), convention `{conv}`"
                  f"{extras}\n")
-    parts.append("| level | images | loss | input PSNR | PSNR | input SSIM | SSIM |")
-    parts.append("|---|---:|---:|---:|---:|---:|---:|")
+    parts.append("| level | images | loss | input PSNR | PSNR | input SSIM | SSIM | corruption |")
+    parts.append("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in members:
       parts.append(f"| {r['corruption']} | {r['n_images']} | {_fmt(r['loss'], 5)} | "
                    f"{_fmt(r['input_psnr'], 2)} | {_fmt(r['psnr'], 2)} | "
-                   f"{_fmt(r['input_ssim'], 4)} | {_fmt(r['ssim'], 4)} |")
+                   f"{_fmt(r['input_ssim'], 4)} | {_fmt(r['ssim'], 4)} | "
+                   f"{_specs_text(r.get('specs'))} |")
     parts.append("")
   return "\n".join(parts)
 
@@ -260,6 +330,8 @@ def _write_per_image(path: str, result: evaluate.EvalResult) -> None:
 def run(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = None,
         devices: Sequence[jax.Device] | None = None) -> list[dict]:
   """Evaluates a checkpoint of `workdir` over the sweep; writes eval/; returns this run's rows."""
+  evaluate.validate_eval_config(config)
+  config = training_config(config, workdir)
   levels = sweep_levels(config)
   lead = jax.process_index() == 0
   eval_dir = os.path.join(workdir, "eval")
@@ -271,22 +343,26 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = N
     devices = _devices(config.data.eval_batch_size)
   evaluator = evaluate.Evaluator(config, model, devices=devices)
   tile = int(config.eval.tile)
+  ensemble = bool(config.eval.self_ensemble)
   dataset = str(config.data.eval)
   conv = evaluate.convention(config)
+  tag = file_tag(ckpt_step, conv, ensemble, tile)
   logging.info("eval: %s checkpoint step %d on %s (%d images), levels %s, convention %s%s",
                which, ckpt_step, dataset, len(evaluator.images), list(levels), conv,
                f", tiles {tile}" if tile > 0 else "")
-  replicated = None if tile > 0 else parallel.replicate(variables, devices)
+  # Placed on the devices once for every level and batch (host arrays would be re-sent).
+  placed = (None if tile > 0 else
+            parallel.to_devices(parallel.replicate(variables, devices), devices))
   rows = []
   for level, specs in levels.items():
     if tile > 0:
       result = evaluator.evaluate_tiled(variables, specs, multiple=model_multiple(config))
     else:
-      result = evaluator.evaluate(replicated, specs)
+      result = evaluator.evaluate(placed, specs)
     row = {"dataset": dataset, "corruption": level, "n_images": result.n_images,
            **{k: _finite(result.means[k]) for k in evaluate.METRICS},
            "convention": conv, "step": ckpt_step, "checkpoint": which,
-           "self_ensemble": bool(config.eval.self_ensemble), "tile": max(tile, 0),
+           "self_ensemble": ensemble, "tile": max(tile, 0),
            "tile_overlap": int(config.eval.tile_overlap) if tile > 0 else 0,
            "eval_seed": int(config.eval.seed), "specs": specs}
     rows.append({k: row[k] for k in RESULT_FIELDS})
@@ -294,12 +370,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = N
                  result.means["psnr"], result.means["input_psnr"], result.means["ssim"],
                  result.means["input_ssim"])
     if lead:
+      name = f"{slug(dataset)}_{slug(level)}_{tag}"
       os.makedirs(eval_dir, exist_ok=True)
-      _write_per_image(os.path.join(eval_dir, f"per_image_{slug(dataset)}_{slug(level)}.csv"),
-                       result)
-      if result.samples and config.eval.num_grid_images > 0:
-        visualize.save_grid(os.path.join(workdir, "images", f"eval_{slug(config.data.eval)}_{slug(level)}.png"),
-                            **result.grid_arrays(config.eval.num_grid_images))
+      _write_per_image(os.path.join(eval_dir, f"per_image_{name}.csv"), result)
+      grid = result.grid_arrays(config.eval.num_grid_images)
+      if grid is not None:
+        visualize.save_grid(os.path.join(workdir, "images", f"eval_{name}.png"), **grid)
   table = markdown(rows)
   if lead:
     all_rows = merge_rows(old_rows, rows)

@@ -5,6 +5,9 @@ models, runs and device counts see the same corrupted images. Metrics are comput
 on outputs clipped to [0, 1] with the convention in config.eval (RGB or Y, border crop, uint8
 quantisation), summed over valid images with `psum` (padding of the last partial batch is
 masked out), and divided by the global count: exact means across devices and hosts.
+
+`validate_eval_config` checks every eval-time field (called by train.validate_config, eval mode
+and restore mode) so a bad value fails at start-up, not at the first eval's trace.
 """
 
 import dataclasses
@@ -26,6 +29,72 @@ from restoration import metrics
 from restoration import parallel
 
 METRICS = ("psnr", "ssim", "input_psnr", "input_ssim", "loss")
+
+
+def _is_int(value: Any) -> bool:
+  return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_int(value: Any, name: str, minimum: int) -> int:
+  if not _is_int(value) or value < minimum:
+    raise ValueError(f"config.{name} must be an integer >= {minimum}, got {value!r}")
+  return int(value)
+
+
+def validate_eval_config(config: ml_collections.ConfigDict) -> None:
+  """Checks every eval-time field, raising ValueError naming it and its allowed values.
+
+  eval.crop_border, data.eval_crop, eval.tile, eval.tile_overlap, eval.num_grid_images,
+  data.eval_max_images: integers >= 0; data.eval_crop, when > 0, at least the SSIM window
+  (11) plus 2 * crop_border; eval.tile_overlap < eval.tile when tiling; data.eval_batch_size an
+  integer >= 1; eval.seed an integer; eval.y_channel / quantize / self_ensemble booleans; every
+  eval.sweep level a non-empty list of corruption specs (`corruptions.validate`). Image sizes
+  and device counts are checked elsewhere (data.validate_data_config, train.validate_config).
+  """
+  ev, d = config.eval, config.data
+  crop_border = _check_int(ev.crop_border, "eval.crop_border", 0)
+  eval_crop = _check_int(d.get("eval_crop", 0), "data.eval_crop", 0)
+  window = metrics.SSIM_FILTER_SIZE
+  if 0 < eval_crop < window + 2 * crop_border:
+    raise ValueError(
+        f"config.data.eval_crop={eval_crop} must be 0 (whole images) or >= "
+        f"{window + 2 * crop_border} (the {window}x{window} SSIM window plus "
+        f"2 * eval.crop_border={crop_border})")
+  _check_int(d.get("eval_max_images", 0), "data.eval_max_images", 0)
+  _check_int(d.eval_batch_size, "data.eval_batch_size", 1)
+  tile = _check_int(ev.tile, "eval.tile", 0)
+  overlap = _check_int(ev.tile_overlap, "eval.tile_overlap", 0)
+  if tile > 0 and overlap >= tile:
+    raise ValueError(f"config.eval.tile_overlap={overlap} must be smaller than "
+                     f"config.eval.tile={tile} (or set eval.tile=0: no tiling)")
+  _check_int(ev.num_grid_images, "eval.num_grid_images", 0)
+  if not _is_int(ev.seed):
+    raise ValueError(f"config.eval.seed must be an integer, got {ev.seed!r}")
+  for name in ("y_channel", "quantize", "self_ensemble"):
+    if not isinstance(ev[name], (bool, np.bool_)):
+      raise ValueError(f"config.eval.{name} must be True or False, got {ev[name]!r}")
+  sweep = ev.get("sweep") or {}
+  if not hasattr(sweep, "items"):
+    raise ValueError("config.eval.sweep must map level names to lists of corruption specs, "
+                     f"got {sweep!r}")
+  for name, specs in sweep.items():
+    prefix = f"config.eval.sweep.{name}"
+    if isinstance(specs, (str, dict)) or not isinstance(specs, (list, tuple)) or not specs:
+      raise ValueError(f"{prefix} must be a non-empty list of corruption specs "
+                       f"[{{'name': ..., **params}}, ...], got {specs!r}")
+    try:
+      corruptions.validate(list(specs))
+    except ValueError as e:
+      raise ValueError(f"{prefix}: {e}") from e
+
+
+def jit_apply(model) -> Callable[[Any, jax.Array], jax.Array]:
+  """`(variables, x) -> model.apply(variables, x, train=False)`, jitted.
+
+  The variables are an argument, not constants: one compilation per input shape (`jax.jit`'s
+  cache; `inference.jit_cache_size` counts them), whatever the variables' values.
+  """
+  return jax.jit(lambda variables, x: model.apply(variables, x, train=False))
 
 
 def metric_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -84,9 +153,14 @@ class EvalResult:
   names: list[str]
   samples: list[tuple[np.ndarray, np.ndarray, np.ndarray, float, float]]
 
-  def grid_arrays(self, n: int) -> dict[str, Any]:
-    """save_grid's keyword arguments for the first n kept images (of the first one's shape)."""
-    kept = self.samples[:n]
+  def grid_arrays(self, n: int) -> dict[str, Any] | None:
+    """save_grid's keyword arguments for the first n kept images (of the first one's shape).
+
+    None when there is nothing to draw (n <= 0 or no kept samples): callers skip the grid.
+    """
+    kept = self.samples[:max(int(n), 0)]
+    if not kept:
+      return None
     shape = kept[0][0].shape
     kept = [s for s in kept if s[0].shape == shape]
     clean, corrupted, restored, pin, pout = zip(*kept)
@@ -110,9 +184,7 @@ class Evaluator:
     self.loss_fn = losses.make_loss(dict(config.loss))
     self._steps: dict[str, Callable] = {}
     self._host_fns: dict[str, tuple[Callable, Callable]] = {}
-    # The host path's model: jitted once with the variables as an argument (not constants);
-    # jax.jit caches one executable per input shape (`inference.jit_cache_size` counts them).
-    self.host_apply = jax.jit(lambda variables, x: model.apply(variables, x, train=False))
+    self.host_apply = jit_apply(model)  # the host (tiled) path's model
 
   def _step(self, specs: list[dict]) -> Callable:
     key = repr(specs)
@@ -126,10 +198,15 @@ class Evaluator:
 
   def evaluate(self, variables: Any, specs: list[dict] | None = None, *,
                replicated: bool = True, keep_samples: int | None = None) -> EvalResult:
-    """`variables` replicated over the local devices (as in training) unless replicated=False."""
+    """`variables` replicated over the local devices (as in training) unless replicated=False.
+
+    Unreplicated variables are placed on the devices once here (not re-sent with every batch);
+    callers evaluating several levels should place them once themselves
+    (`parallel.to_devices(parallel.replicate(...))`) and pass replicated=True.
+    """
     specs = list(self.config.corruption) if specs is None else list(specs)
     if not replicated:
-      variables = parallel.replicate(variables, self.devices)
+      variables = parallel.to_devices(parallel.replicate(variables, self.devices), self.devices)
     keep = self.config.eval.num_grid_images if keep_samples is None else keep_samples
     p_eval = self._step(specs)
     totals: dict[str, float] = {}

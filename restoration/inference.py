@@ -378,7 +378,7 @@ def restore(apply_fn: ApplyFn, images: Array, *, multiple: int = 1, tile: int = 
 # --------------------------------------------------------------------------------------------
 
 def _signature(args, kwargs):
-    leaves = jax.tree_util.tree_leaves((args, kwargs))
+    leaves = jax.tree.leaves((args, kwargs))
     return tuple((tuple(np.shape(x)), str(getattr(x, "dtype", type(x).__name__))) for x in leaves)
 
 

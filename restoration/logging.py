@@ -34,20 +34,6 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
-def read_events(path: str) -> list[dict[str, Any]]:
-  """Reads metrics.jsonl, skipping a partial last line (a crash can leave one)."""
-  events = []
-  if not os.path.exists(path):
-    return events
-  with open(path) as f:
-    for line in f:
-      try:
-        events.append(json.loads(line))
-      except json.JSONDecodeError:
-        continue
-  return events
-
-
 class MetricWriter:
   """Appends events to metrics.jsonl and TensorBoard; a no-op when `enabled` is False."""
 

@@ -1,8 +1,9 @@
 """Optimizer and learning-rate schedule from `config.optimizer` (optax).
 
-Schedules: `constant` and `cosine` (both with linear warmup), `step` (piecewise constant decay
-at fractions of total_steps) and `plateau` (optax.contrib.reduce_on_plateau on the training
-loss, which the train step passes as `value=`). The plateau scale lives in the optimizer
+Schedules, each after an optional linear warmup: `constant`, `cosine`, `step` (piecewise
+constant decay at fractions of total_steps) and `plateau` (optax.contrib.reduce_on_plateau on
+the training loss, which the train step passes as `value=`, averaged over windows of
+log_every_steps steps; patience counts such windows). The plateau scale lives in the optimizer
 state, so it is checkpointed and resumes exactly like everything else.
 """
 
@@ -32,6 +33,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if o.schedule == "step" and not all(0 < f < 1 for f in o.decay_steps):
     raise ValueError(f"config.optimizer.decay_steps={tuple(o.decay_steps)}: fractions of "
                      "total_steps in (0, 1)")
+  if not 0 < o.decay_factor <= 1:
+    raise ValueError(f"config.optimizer.decay_factor must be in (0, 1], got {o.decay_factor}")
+  if not 0 <= o.end_factor <= 1:
+    raise ValueError(f"config.optimizer.end_factor must be in [0, 1], got {o.end_factor}")
+  if not isinstance(o.plateau_patience, int) or o.plateau_patience < 1:
+    raise ValueError(f"config.optimizer.plateau_patience must be an integer >= 1, got "
+                     f"{o.plateau_patience!r}")
 
 
 def make_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
@@ -39,15 +47,17 @@ def make_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
   o, total = config.optimizer, config.total_steps
   lr, warm = o.learning_rate, o.warmup_steps
   if o.schedule == "cosine":
+    # optax's own warmup + cosine: decay_steps counts the warmup too.
     return optax.warmup_cosine_decay_schedule(
         0.0, lr, warmup_steps=warm, decay_steps=max(total, warm + 1), end_value=lr * o.end_factor)
   if o.schedule == "step":
-    bounds = {int(f * total): o.decay_factor for f in o.decay_steps}
-    return optax.piecewise_constant_schedule(lr, bounds)
-  if warm:
-    return optax.join_schedules(
-        [optax.linear_schedule(0.0, lr, warm), optax.constant_schedule(lr)], [warm])
-  return optax.constant_schedule(lr)
+    main = optax.piecewise_constant_schedule(
+        lr, {int(f * total) - warm: o.decay_factor for f in o.decay_steps})
+  else:  # constant, plateau
+    main = optax.constant_schedule(lr)
+  if not warm:
+    return main
+  return optax.join_schedules([optax.linear_schedule(0.0, lr, warm), main], [warm])
 
 
 def make_optimizer(
@@ -68,7 +78,8 @@ def make_optimizer(
   parts.append(base)
   if o.schedule == "plateau":
     parts.append(optax.contrib.reduce_on_plateau(
-        factor=o.decay_factor, patience=o.plateau_patience))
+        factor=o.decay_factor, patience=o.plateau_patience,
+        accumulation_size=config.log_every_steps))
   return optax.chain(*parts), schedule
 
 

@@ -1,7 +1,7 @@
 """The one place that knows how steps are parallelised (data parallel `jax.pmap` over 'batch').
 
 Everything else writes per-device step functions that may use `lax.pmean(x, AXIS)` and calls
-`parallelize`, `replicate`, `unreplicate` and `shard_batch` from here, so a later move to
+`parallelize`, `replicate`, `to_devices` and `unreplicate` from here, so a later move to
 `shard_map` / `jit` with named shardings touches this module only.
 """
 

@@ -4,8 +4,9 @@
 
 No corruption is applied. Every output keeps its input's size, channel layout (gray stays gray,
 RGB stays RGB, an alpha channel is re-attached unchanged) and bit depth (8 / 16); JPEG inputs
-are written as PNG. The model sees `config.data.channels` channels (inputs are converted with
-`imageio.to_channels` and converted back). All output paths are decided before any image is
+are written as PNG. The model (model.name, model.kwargs) and `data.channels` come from the
+workdir's config.json (`eval_mode.training_config`); the model sees that many channels (inputs
+are converted with `imageio.to_channels` and converted back). All output paths are decided before any image is
 processed (`imageio.plan_outputs`): an existing output file is refused unless `overwrite`, and
 an input is never overwritten, even with it. Inference uses config.eval.tile / tile_overlap /
 self_ensemble through `inference.restore`; untiled images are padded to shape buckets of
@@ -22,17 +23,12 @@ import tqdm
 from absl import logging
 
 from restoration import eval_mode
+from restoration import evaluate
 from restoration import imageio
 from restoration import inference
 from restoration import state as state_lib
 
 DEFAULT_BUCKET = 32
-
-
-def make_apply(model, variables):
-  """The model as `apply(x) -> restored`: jitted once, the variables bound as an argument."""
-  jitted = jax.jit(lambda v, x: model.apply(v, x, train=False))
-  return functools.partial(jitted, jax.device_put(variables))
 
 
 def restore_array(apply, image: np.ndarray, *, model_channels: int,
@@ -55,17 +51,20 @@ def run(config: ml_collections.ConfigDict, workdir: str, input_path: str, output
   """Restores every image named by `input_path` (file, folder or glob) into `output_dir`.
 
   Returns the written paths. Raises (before anything is processed or written)
-  FileNotFoundError when nothing matches `input_path` or the checkpoint is missing,
-  FileExistsError for an existing output without `overwrite`, ValueError when an output would
-  replace an input.
+  ValueError for a bad eval field (`evaluate.validate_eval_config`), FileNotFoundError when
+  nothing matches `input_path` or the checkpoint is missing, FileExistsError for an existing
+  output without `overwrite`, ValueError when an output would replace an input.
   """
+  evaluate.validate_eval_config(config)
+  config = eval_mode.training_config(config, workdir)
   inputs = imageio.expand_inputs(input_path)
   plan = imageio.plan_outputs(inputs, output_dir, overwrite=overwrite)
   model = state_lib.build_model(config)
   variables, ckpt_step, which = eval_mode.load_variables(config, workdir, step=step)
   if jax.process_index() != 0:  # restore mode is single-process work; the others idle
     return []
-  apply = make_apply(model, variables)
+  # Jitted once with the variables as an argument (placed on the device once), not constants.
+  apply = functools.partial(evaluate.jit_apply(model), jax.device_put(variables))
   multiple = eval_mode.model_multiple(config)
   channels = int(config.data.channels)
   logging.info("restore: %d images with the %s checkpoint (step %d) of %s -> %s", len(plan),

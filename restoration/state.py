@@ -10,6 +10,7 @@ import ml_collections
 import optax
 
 from restoration import models
+from restoration import parallel
 
 DISCRIMINATORS = frozenset({"patchgan"})  # take (corrupted, candidate): not trainable alone
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
@@ -46,6 +47,9 @@ def build_model(config: ml_collections.ConfigDict) -> nn.Module:
                      "restorer; choose one of "
                      f"{sorted(set(models.MODELS) - DISCRIMINATORS)}")
   kwargs = dict(config.model.kwargs)
+  if "bn_axis_name" in models.model_fields(config.model.name):
+    # Sync BN over the trainer's device axis: batch statistics of the global batch.
+    kwargs.setdefault("bn_axis_name", parallel.AXIS)
   try:
     return models.get_model(config.model.name, dtype=DTYPES[config.model.dtype], **kwargs)
   except (TypeError, ValueError) as e:
@@ -58,7 +62,7 @@ def input_shape(config: ml_collections.ConfigDict, batch: int = 1) -> tuple[int,
 
 def create_train_state(config: ml_collections.ConfigDict, model: nn.Module,
                        tx: optax.GradientTransformation) -> TrainState:
-  """Initialises params from `fold_in(key(seed), -1)`-style derived RNG (step-independent)."""
+  """Initialises params from a key derived from config.seed on its own stream (not a step's)."""
   key = jax.random.fold_in(jax.random.key(config.seed), 0x1A17)  # init stream, not a step
   x = jnp.zeros(input_shape(config), jnp.float32)
   variables = model.init({"params": key, "dropout": key}, x, train=False)

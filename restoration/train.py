@@ -9,8 +9,9 @@ RNG derivation, per step `s` (all `fold_in`):
   step key       k_s   = fold_in(key(seed), s)
   corruption     per training example with GLOBAL index g: fold_in(fold_in(k_s, 1), g), so
                  results do not depend on how the global batch is split over devices/hosts
-  device key     k_s,d = fold_in(k_s, d) (d = global device index) for dropout and for the
-                 device-resident sampler's crops
+  device key     fold_in(fold_in(k_s, 4), d) (d = global device index) for dropout and for
+                 the device-resident sampler's crops
+Each use has its own stream id at the first level, so no two uses can share a key.
 """
 
 import collections
@@ -43,7 +44,7 @@ from restoration import state as state_lib
 from restoration import visualize
 
 TrainState = state_lib.TrainState
-_CORRUPT_STREAM, _DROPOUT_STREAM, _SAMPLE_STREAM = 1, 2, 3
+_CORRUPT_STREAM, _DROPOUT_STREAM, _SAMPLE_STREAM, _DEVICE_STREAM = 1, 2, 3, 4
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -69,17 +70,33 @@ def validate_config(config: ml_collections.ConfigDict, *, local_device_count: in
   if config.data.eval_batch_size % num_devices:
     raise ValueError(f"config.data.eval_batch_size={config.data.eval_batch_size} must be "
                      f"divisible by the {num_devices} devices")
-  state_lib.build_model(config)
+  model = state_lib.build_model(config)
   corruptions.validate(list(config.corruption), image_shape=(config.patch_size,) * 2)
-  for name, specs in config.eval.sweep.items():
-    try:
-      corruptions.validate(list(specs))
-    except ValueError as e:
-      raise ValueError(f"config.eval.sweep.{name}: {e}") from e
+  evaluate.validate_eval_config(config)
+  _validate_shapes(config, model)
   losses.validate(dict(config.loss))
   optim.validate(config)
   data.validate_data_config(config, process_count=process_count,
                             local_device_count=local_device_count)
+
+
+def _validate_shapes(config: ml_collections.ConfigDict, model) -> None:
+  """Traces (no compute) corruption -> model on one training batch; checks the channels."""
+  x = jax.ShapeDtypeStruct(state_lib.input_shape(config), jnp.float32)
+  corrupt = corruptions.chain(list(config.corruption), image_shape=(config.patch_size,) * 2)
+  corrupted = jax.eval_shape(lambda x: corrupt(jax.random.key(0), x)[0], x)
+  if corrupted.shape != x.shape:
+    raise ValueError(f"config.corruption changes the image shape {x.shape} -> "
+                     f"{corrupted.shape}; restorers need same-shape input (e.g. grayscale "
+                     "with keep_channels=True)")
+  out, _ = jax.eval_shape(
+      lambda x: model.init_with_output(jax.random.key(0), x, train=False), corrupted)
+  if out.shape != x.shape:
+    raise ValueError(
+        f"config.model ({config.model.name}, kwargs={dict(config.model.kwargs)}) outputs "
+        f"{out.shape[-1]} channels but data.channels={config.data.channels}: the loss compares "
+        "them; set model.kwargs.out_channels to data.channels (colourisation: data.channels=3 "
+        "with a grayscale corruption that keeps 3 channels)")
 
 
 def train_step(state: TrainState, batch: Any, *, model, tx: optax.GradientTransformation,
@@ -89,7 +106,7 @@ def train_step(state: TrainState, batch: Any, *, model, tx: optax.GradientTransf
   """One optimizer step on one device's share of the global batch (call via parallel)."""
   device = lax.axis_index(parallel.AXIS)
   step_key = jax.random.fold_in(jax.random.key(seed), state.step)
-  device_key = jax.random.fold_in(step_key, device)
+  device_key = jax.random.fold_in(jax.random.fold_in(step_key, _DEVICE_STREAM), device)
   clean = sample(jax.random.fold_in(device_key, _SAMPLE_STREAM), batch)
   clean = clean.astype(jnp.float32) / 255.0
   n = clean.shape[0]
@@ -159,10 +176,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                                       local_device_count=n_local)
     sample = _host_batch
 
-  state = jax.jit(lambda: state_lib.create_train_state(config, model, tx))()
   start_step = 0
-  if ckpt.latest_step() is not None:
-    state, data_state = ckpt.restore_latest(jax.eval_shape(lambda: state))
+  if ckpt.latest_step() is None:
+    state = jax.jit(lambda: state_lib.create_train_state(config, model, tx))()
+  else:
+    state, data_state = ckpt.restore_latest(state_lib.abstract_train_state(config, model, tx))
     start_step = int(state.step)
     if train_data is not None:
       train_data.set_state(data_state)
@@ -182,7 +200,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   pending: list[tuple[int, dict]] = []
   data_state: dict | None = None
-  batches = (_prefetch_to_devices(train_data, devices) if train_data is not None
+  batches = (_prefetch_to_devices(train_data, devices, config.data.prefetch)
+             if train_data is not None
              else itertools.repeat((batch_arrays, None)))
   last_log_time, last_log_step = time.time(), start_step
   bar = tqdm.tqdm(total=config.total_steps, initial=start_step, disable=not lead,
@@ -210,9 +229,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         _flush(pending)
         result = evaluator.evaluate(rstate.eval_variables())
         writer.write(step, "eval", **result.means)
-        if lead:
-          visualize.save_grid(os.path.join(workdir, "images", f"step_{step:07d}.png"),
-                              **result.grid_arrays(config.eval.num_grid_images))
+        grid = result.grid_arrays(config.eval.num_grid_images)
+        if lead and grid:
+          visualize.save_grid(os.path.join(workdir, "images", f"step_{step:07d}.png"), **grid)
         ckpt.save_best(step, parallel.unreplicate(rstate), result.means["psnr"])
   finally:
     bar.close()
@@ -226,7 +245,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   return parallel.unreplicate(rstate)
 
 
-def _prefetch_to_devices(train_data: data.TrainData, devices, depth: int = 2):
+def _prefetch_to_devices(train_data: data.TrainData, devices: Sequence[jax.Device] | None,
+                         depth: int):
   """Yields (device batch, iterator state after it), `depth` batches ahead.
 
   The host-to-device copy of the next batches overlaps the current step. Each batch carries
@@ -234,7 +254,7 @@ def _prefetch_to_devices(train_data: data.TrainData, devices, depth: int = 2):
   """
   queue = collections.deque()
   while True:
-    while len(queue) < depth:
+    while len(queue) < max(depth, 1):
       batch = next(train_data)
       queue.append((parallel.to_devices(batch, devices), train_data.get_state()))
     yield queue.popleft()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
@@ -92,13 +93,14 @@ def test_results_files_rows_and_learning(evaluated):
   assert f"checkpoint step {stored[0]['step']} (best)" in md and "`builtin`" in md
   assert "`rgb`" in md and "| sigma25 |" in md and "| sigma50 |" in md
   for level in SWEEP:
-    with open(os.path.join(workdir, "eval", f"per_image_builtin_{level}.csv")) as f:
+    row = next(r for r in stored if r["corruption"] == level)
+    name = f"builtin_{level}_step{row['step']}"
+    with open(os.path.join(workdir, "eval", f"per_image_{name}.csv")) as f:
       lines = list(csv.reader(f))
     assert lines[0] == ["name", "psnr", "ssim", "input_psnr", "input_ssim"]
     assert len(lines) == 5
-    row = next(r for r in stored if r["corruption"] == level)
     np.testing.assert_allclose(np.mean([float(l[1]) for l in lines[1:]]), row["psnr"], rtol=1e-5)
-    grid = Image.open(os.path.join(workdir, "images", f"eval_builtin_{level}.png"))
+    grid = Image.open(os.path.join(workdir, "images", f"eval_{name}.png"))
     assert grid.size[0] > 3 * 32 and grid.size[1] > 2 * 32
   assert "psnr.png" in os.listdir(os.path.join(workdir, "plots"))
 
@@ -180,7 +182,12 @@ def test_eval_mode_tiled_rows(evaluated, tmp_path):
   for untiled, tiled in zip(stored[:2], stored[2:]):
     for k in evaluate.METRICS:
       assert abs(untiled[k] - tiled[k]) < 1e-4, k
-  assert "tiles 16px" in open(os.path.join(workdir, "eval", "results.md")).read()
+  assert "tiles 16px (overlap 8)" in open(os.path.join(workdir, "eval", "results.md")).read()
+  step = rows[0]["step"]
+  for level in SWEEP:  # tiled files beside the untiled ones, not over them
+    for tag in (f"step{step}", f"step{step}_tile16"):
+      assert os.path.exists(os.path.join(workdir, "eval", f"per_image_builtin_{level}_{tag}.csv"))
+      assert os.path.exists(os.path.join(workdir, "images", f"eval_builtin_{level}_{tag}.png"))
 
 
 def test_step_selects_checkpoint_and_unknown_step_errors(trained, tmp_path):
@@ -200,6 +207,8 @@ def test_step_selects_checkpoint_and_unknown_step_errors(trained, tmp_path):
   workdir = copy_of(trained, tmp_path)
   rows = eval_mode.run(config, workdir, step=half)
   assert {(r["step"], r["checkpoint"]) for r in rows} == {(half, "latest")}
+  files = sorted(f for f in os.listdir(os.path.join(workdir, "eval")) if f.endswith(".csv"))
+  assert files == [f"per_image_builtin_{level}_step{half}.csv" for level in SWEEP]
 
 
 def test_launch_eval_subprocess_uses_workdir_config(evaluated, tmp_path):
@@ -229,3 +238,164 @@ def test_eval_config_may_differ_from_training_in_optimizer_and_schedule(trained)
   assert step == TOTAL_STEPS
   for x, y in zip(jax.tree.leaves(variables), jax.tree.leaves(reference), strict=True):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_model_and_channels_come_from_the_workdir(evaluated, tmp_path, monkeypatch, caplog):
+  """An eval --config with another model size / channel count evaluates the trained model."""
+  workdir = copy_of(evaluated[0], tmp_path)
+  os.remove(os.path.join(workdir, "eval", "results.json"))
+  config = learn_config()
+  config.model.kwargs = {"depth": 5, "features": 32}
+  config.data.channels = 3
+  seen = []
+  step_fn = evaluate.Evaluator._step
+
+  def spy(self, specs):
+    fn = step_fn(self, specs)
+    return lambda variables, *args: seen.append(jax.tree.leaves(variables)) or fn(variables, *args)
+
+  monkeypatch.setattr(evaluate.Evaluator, "_step", spy)
+  with caplog.at_level("WARNING"):
+    rows = eval_mode.run(config, workdir)
+  assert config.model.kwargs.depth == 5 and config.data.channels == 3  # not mutated
+  warned = " ".join(r.getMessage() for r in caplog.records)
+  assert "config.model.kwargs" in warned and "config.data.channels" in warned
+  assert "config.model.name" not in warned
+  for new, old in zip(rows, evaluated[1], strict=True):
+    for k in evaluate.METRICS:
+      np.testing.assert_allclose(new[k], old[k], rtol=0, atol=1e-6, err_msg=k)
+  # The variables were placed on the devices once, for every level and batch.
+  assert len(seen) == len(SWEEP)
+  for leaves in seen:
+    assert all(isinstance(x, jax.Array) for x in leaves)
+    assert all(a is b for a, b in zip(leaves, seen[0], strict=True))
+
+
+def test_training_config_keeps_dtype_and_eval_fields(trained, tmp_path):
+  config = learn_config()
+  config.model.name = "dncnn"
+  config.model.kwargs = {"depth": 5}
+  config.model.dtype = "bfloat16"
+  config.data.channels = 3
+  config.eval.seed = 7
+  out = eval_mode.training_config(config, trained)
+  assert out.model.name == "cnn" and out.model.dtype == "bfloat16"
+  assert out.model.kwargs.to_dict() == learn_config().model.kwargs.to_dict()
+  assert out.data.channels == 1 and out.eval.seed == 7
+  assert config.model.name == "dncnn" and config.data.channels == 3  # a copy
+  os.makedirs(tmp_path / "fresh")
+  same = eval_mode.training_config(config, str(tmp_path / "fresh"))  # no config.json
+  assert same.to_dict() == config.to_dict() and same is not config
+
+
+def test_evaluate_unreplicated_places_variables_once(trained):
+  config = learn_config()
+  config.data.eval_batch_size = 2  # two batches of one image per device
+  model = state_lib.build_model(config)
+  variables, _, _ = eval_mode.load_variables(config, trained)
+  evaluator = evaluate.Evaluator(config, model, devices=jax.local_devices()[:2])
+  fn = evaluator._step(SWEEP["sigma25"])
+  seen = []
+  evaluator._steps[repr(SWEEP["sigma25"])] = (
+      lambda v, *args: seen.append(jax.tree.leaves(v)) or fn(v, *args))
+  result = evaluator.evaluate(variables, SWEEP["sigma25"], replicated=False)
+  assert result.n_images == 4 and len(seen) == 2
+  for leaves in seen:
+    assert all(isinstance(x, jax.Array) and len(x.sharding.device_set) == 2 for x in leaves)
+    assert all(a is b for a, b in zip(leaves, seen[0], strict=True))
+
+
+def test_grid_arrays_none_when_nothing_to_draw(evaluated, tmp_path):
+  image = np.zeros((16, 16, 1), np.uint8)
+  empty = evaluate.EvalResult(means={}, n_images=0, per_image={}, names=[], samples=[])
+  one = evaluate.EvalResult(means={}, n_images=1, per_image={}, names=["a"],
+                            samples=[(image, image, image, 10.0, 20.0)])
+  assert empty.grid_arrays(4) is None and one.grid_arrays(0) is None
+  assert one.grid_arrays(4)["clean"].shape == (1, 16, 16, 1)
+  workdir = copy_of(evaluated[0], tmp_path)
+  shutil.rmtree(os.path.join(workdir, "images"))
+  config = learn_config()
+  config.eval.num_grid_images = 0
+  rows = eval_mode.run(config, workdir)
+  assert len(rows) == 2 and not os.path.exists(os.path.join(workdir, "images"))
+
+
+def test_row_key_keeps_rows_that_differ_in_seed_specs_overlap_or_images():
+  base = {"dataset": "builtin", "corruption": "sigma25", "n_images": 4, "convention": "rgb",
+          "step": 80, "checkpoint": "best", "self_ensemble": False, "tile": 16,
+          "tile_overlap": 8, "eval_seed": 1234, "psnr": 30.0,
+          "specs": [{"name": "gaussian_noise", "sigma": 25.0}]}
+  reordered = dict(base, psnr=31.0, specs=[{"sigma": 25.0, "name": "gaussian_noise"}])
+  assert eval_mode.merge_rows([base], [reordered]) == [reordered]  # canonical JSON: same key
+  for field, value in (("eval_seed", 1), ("tile_overlap", 4), ("n_images", 2),
+                       ("specs", [{"name": "gaussian_noise", "sigma": 30.0}])):
+    other = dict(base, psnr=20.0, **{field: value})
+    assert eval_mode.merge_rows([base], [other]) == [base, other], field
+  assert set(eval_mode.ROW_KEY) >= {"eval_seed", "specs", "tile_overlap", "n_images"}
+
+
+def test_changed_seed_and_image_count_add_rows(evaluated, tmp_path):
+  workdir = copy_of(evaluated[0], tmp_path)
+  config = learn_config()
+  config.eval.seed = 99
+  config.data.eval_max_images = 2
+  config.data.eval_batch_size = 2
+  rows = eval_mode.run(config, workdir)
+  stored = read_rows(workdir)
+  assert stored[:2] == read_rows(evaluated[0]) and stored[2:] == json.loads(json.dumps(rows))
+  assert [(r["eval_seed"], r["n_images"]) for r in stored] == [(1234, 4)] * 2 + [(99, 2)] * 2
+  assert "eval seed 99" in open(os.path.join(workdir, "eval", "results.md")).read()
+
+
+def with_fields(config, **dotted):
+  """A copy of `config` with `a__b=value` fields set, bypassing ConfigDict's type checks."""
+  d = config.to_dict()
+  for key, value in dotted.items():
+    *parents, leaf = key.split("__")
+    target = d
+    for p in parents:
+      target = target[p]
+    target[leaf] = value
+  return ml_collections.ConfigDict(d)
+
+
+@pytest.mark.parametrize("fields, match", [
+    ({"eval__crop_border": -1}, r"config\.eval\.crop_border must be an integer >= 0, got -1"),
+    ({"eval__crop_border": 1.5}, r"config\.eval\.crop_border must be an integer >= 0"),
+    ({"eval__crop_border": True}, r"config\.eval\.crop_border must be an integer"),
+    ({"data__eval_crop": -2}, r"config\.data\.eval_crop must be an integer >= 0"),
+    ({"data__eval_crop": 10}, r"config\.data\.eval_crop=10 must be 0 .* or >= 11 .*SSIM"),
+    ({"data__eval_crop": 14, "eval__crop_border": 2}, r"eval_crop=14 .* >= 15 .*crop_border=2"),
+    ({"eval__tile": -1}, r"config\.eval\.tile must be an integer >= 0"),
+    ({"eval__tile_overlap": -1}, r"config\.eval\.tile_overlap must be an integer >= 0"),
+    ({"eval__tile": 16, "eval__tile_overlap": 16},
+     r"config\.eval\.tile_overlap=16 must be smaller than config\.eval\.tile=16"),
+    ({"eval__num_grid_images": -1}, r"config\.eval\.num_grid_images must be an integer >= 0"),
+    ({"data__eval_batch_size": 0}, r"config\.data\.eval_batch_size must be an integer >= 1"),
+    ({"data__eval_max_images": -1}, r"config\.data\.eval_max_images must be an integer >= 0"),
+    ({"eval__seed": 1.5}, r"config\.eval\.seed must be an integer, got 1\.5"),
+    ({"eval__seed": "1"}, r"config\.eval\.seed must be an integer"),
+    ({"eval__y_channel": "yes"}, r"config\.eval\.y_channel must be True or False"),
+    ({"eval__sweep": {"low": []}}, r"config\.eval\.sweep\.low must be a non-empty list"),
+    ({"eval__sweep": {"low": {"name": "gaussian_noise"}}},
+     r"config\.eval\.sweep\.low must be a non-empty list"),
+    ({"eval__sweep": {"low": [{"name": "nope"}]}},
+     r"config\.eval\.sweep\.low: chain: unknown corruption name 'nope'"),
+    ({"eval__sweep": {"ok": [{"name": "gaussian_noise", "sigma": 5.0}],
+                      "low": [{"name": "gaussian_noise", "sigmaa": 5.0}]}},
+     r"config\.eval\.sweep\.low: gaussian_noise: unknown parameter"),
+])
+def test_validate_eval_config_errors(fields, match):
+  with pytest.raises(ValueError, match=match):
+    evaluate.validate_eval_config(with_fields(learn_config(), **fields))
+
+
+def test_validate_eval_config_accepts_valid_configs(tmp_path):
+  evaluate.validate_eval_config(learn_config())
+  evaluate.validate_eval_config(with_fields(learn_config(), data__eval_crop=0, eval__tile=16,
+                                            eval__tile_overlap=0, eval__num_grid_images=0,
+                                            eval__crop_border=4, eval__sweep={}))
+  # eval mode checks before opening the workdir: a bad field beats a missing checkpoint.
+  bad = with_fields(learn_config(), eval__sweep={"low": [{"name": "nope"}]})
+  with pytest.raises(ValueError, match=r"config\.eval\.sweep\.low"):
+    eval_mode.run(bad, str(tmp_path / "empty"))

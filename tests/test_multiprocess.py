@@ -8,8 +8,8 @@ import sys
 import jax
 import numpy as np
 
-from restoration import logging as rlog
 from restoration import train
+from restoration import visualize
 from tests.tiny import tiny_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,8 +51,8 @@ def test_two_processes_match_one_process(tmp_path):
   got = np.load(out)
   for i, x in enumerate(jax.tree.leaves(ref.params)):
     np.testing.assert_allclose(got[f"arr_{i}"], np.asarray(x), rtol=1e-5, atol=1e-6)
-  one = [e for e in rlog.read_events(str(tmp_path / "one" / "metrics.jsonl"))]
-  two = [e for e in rlog.read_events(os.path.join(workdir, "metrics.jsonl"))]
+  one = [e for e in visualize.read_metrics(str(tmp_path / "one" / "metrics.jsonl"))]
+  two = [e for e in visualize.read_metrics(os.path.join(workdir, "metrics.jsonl"))]
   for a, b in zip(one, two, strict=True):
     assert a["step"] == b["step"] and a["kind"] == b["kind"]
     for k in ("loss", "psnr", "ssim", "input_psnr"):

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from restoration import eval_mode
+from restoration import evaluate
 from restoration import imageio
 from restoration import inference
 from restoration import restore
@@ -88,9 +89,9 @@ def test_restore_keeps_layout_depth_alpha_and_inputs(workdir, tmp_path, monkeypa
   before = hashes(inputs)
   out = str(tmp_path / "out")
   counters = []
-  make_apply = restore.make_apply
-  monkeypatch.setattr(restore, "make_apply",
-                      lambda *a: counters.append(inference.CompileCounter(make_apply(*a)))
+  jit_apply = evaluate.jit_apply
+  monkeypatch.setattr(evaluate, "jit_apply",
+                      lambda model: counters.append(inference.CompileCounter(jit_apply(model)))
                       or counters[-1])
   written = restore.run(rgb_config(), workdir, inputs, out)
   config = rgb_config()
@@ -195,3 +196,28 @@ def test_launch_restore_subprocess(workdir, tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert sorted(os.listdir(out)) == ["gray8.png", "rgb8.png", "rgba8.png"]
   assert f"restored 3 image(s) into {out}" in proc.stdout
+
+
+def test_model_and_channels_come_from_the_workdir(workdir, tmp_path):
+  """A gray, deeper --config restores with the workdir's RGB model: the same bytes."""
+  inputs = str(tmp_path / "in")
+  write_inputs(inputs)
+  pattern = os.path.join(inputs, "rgb*.png")
+  restore.run(rgb_config(), workdir, pattern, str(tmp_path / "want"))
+  other = rgb_config()
+  other.model.kwargs = {"depth": 4, "features": 16}
+  other.data.channels = 1
+  written = restore.run(other, workdir, pattern, str(tmp_path / "got"))
+  assert len(written) == 2
+  assert hashes(str(tmp_path / "got")) == hashes(str(tmp_path / "want"))
+
+
+def test_bad_eval_fields_fail_before_any_work(workdir, tmp_path):
+  inputs = str(tmp_path / "in")
+  write_inputs(inputs)
+  c = rgb_config()
+  c.eval.tile = 16
+  c.eval.tile_overlap = 16
+  with pytest.raises(ValueError, match=r"config\.eval\.tile_overlap=16 must be smaller"):
+    restore.run(c, workdir, inputs, str(tmp_path / "out"))
+  assert not os.path.exists(tmp_path / "out")

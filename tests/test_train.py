@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from restoration import checkpoints
-from restoration import logging as rlog
 from restoration import train
+from restoration import visualize
 from tests.tiny import tiny_config
 
 
 def train_events(workdir, kind="train"):
-  events = [e for e in rlog.read_events(os.path.join(workdir, "metrics.jsonl"))
+  events = [e for e in visualize.read_metrics(os.path.join(workdir, "metrics.jsonl"))
             if e["kind"] == kind]
   for e in events:
     e.pop("steps_per_sec", None)
@@ -85,14 +85,20 @@ def test_resume_after_crash_drops_stale_log_lines(tmp_path):
   assert [e["step"] for e in train_events(workdir)] == [1, 2, 3, 4]
 
 
-def test_two_devices_match_one_device(tmp_path):
-  """Same global batch over 2 devices gives the same update as on 1 (no batch norm)."""
+@pytest.mark.parametrize("model,kwargs", [
+    ("cnn", {"depth": 2, "features": 8}),
+    ("dncnn", {"depth": 3, "features": 8}),  # batch norm: statistics synced over devices
+])
+def test_two_devices_match_one_device(tmp_path, model, kwargs):
+  """Same global batch over 2 devices gives the same update as on 1."""
   devices = jax.local_devices()
   assert len(devices) >= 2, "conftest sets 2 simulated CPU devices"
-  c = tiny_config(total_steps=3, eval_every_steps=100, checkpoint_every_steps=100)
+  c = tiny_config(total_steps=3, eval_every_steps=100, checkpoint_every_steps=100,
+                  **{"model.name": model, "model.kwargs": kwargs})
   a = train.train_and_evaluate(c, str(tmp_path / "one"), devices=devices[:1])
   b = train.train_and_evaluate(c, str(tmp_path / "two"), devices=devices[:2])
   assert_trees_equal(a.params, b.params, rtol=1e-5, atol=1e-6)
+  assert_trees_equal(a.batch_stats, b.batch_stats, rtol=1e-5, atol=1e-6)
   la = [e["loss"] for e in train_events(str(tmp_path / "one"))]
   lb = [e["loss"] for e in train_events(str(tmp_path / "two"))]
   np.testing.assert_allclose(la, lb, rtol=1e-5)
@@ -172,3 +178,21 @@ def test_device_resident_data_trains_and_resumes_exactly(tmp_path):
   assert_trees_equal(straight.params, resumed.params)
   losses = [e["loss"] for e in train_events(str(tmp_path / "a"))]
   assert len(losses) == 4 and all(np.isfinite(losses))
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"model.kwargs": {"depth": 2, "features": 8, "out_channels": 3}}, "out_channels"),
+    ({"corruption": [{"name": "grayscale", "keep_channels": False}], "data.channels": 3},
+     "shape"),
+])
+def test_channel_mismatch_fails_at_start(tmp_path, overrides, match):
+  with pytest.raises(ValueError, match=match):
+    train.validate_config(tiny_config(**overrides))
+
+
+def test_plateau_schedule_no_grids_and_shallow_prefetch_run(tmp_path):
+  c = tiny_config(total_steps=3, **{"eval.num_grid_images": 0, "data.prefetch": 1,
+                                    "optimizer.schedule": "plateau"})
+  state = train.train_and_evaluate(c, str(tmp_path / "run"), devices=jax.local_devices()[:1])
+  assert int(state.step) == 3
+  assert not os.path.exists(tmp_path / "run" / "images")

@@ -31,6 +31,9 @@ class DnCNN(nn.Module):
   residual: bool = True
   bn_momentum: float = 0.9   # flax convention: running = m * running + (1 - m) * batch
   bn_epsilon: float = 1e-5
+  # Set by the trainer to its pmap axis: batch statistics over the whole global batch, so
+  # results do not depend on how many devices share it (sync BN). None outside pmap.
+  bn_axis_name: str | None = None
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -48,6 +51,7 @@ class DnCNN(nn.Module):
     for i in range(1, self.depth - 1):
       h = conv(self.features, False, f"conv{i}")(h)
       h = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                       axis_name=self.bn_axis_name,
                        epsilon=self.bn_epsilon, dtype=self.dtype,
                        param_dtype=self.param_dtype, name=f"bn{i}")(h)
       h = nn.relu(h)

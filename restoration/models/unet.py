@@ -34,6 +34,7 @@ class _DoubleConv(nn.Module):
   batch_norm: bool
   dtype: Dtype
   param_dtype: Dtype
+  bn_axis_name: str | None = None
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -43,6 +44,7 @@ class _DoubleConv(nn.Module):
                   kernel_init=nn.initializers.kaiming_normal(), name=f"conv{i}")(x)
       if self.batch_norm:
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
+                         axis_name=self.bn_axis_name,
                          param_dtype=self.param_dtype, name=f"bn{i}")(x)
       x = nn.relu(x)
     return x
@@ -76,6 +78,7 @@ class UNet(nn.Module):
   out_channels: int | None = None
   residual: bool = True
   batch_norm: bool = False
+  bn_axis_name: str | None = None  # sync BN across devices (set by the trainer); see DnCNN
   dropout_rate: float = 0.0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
@@ -85,7 +88,7 @@ class UNet(nn.Module):
     h_in, w_in = x.shape[1], x.shape[2]
     out_ch = self.out_channels or x.shape[-1]
     block = lambda f, name: _DoubleConv(f, self.batch_norm, self.dtype, self.param_dtype,
-                                        name=name)
+                                        self.bn_axis_name, name=name)
     h = pad_to_multiple(x, 2 ** self.depth).astype(self.dtype)
     skips = []
     for i in range(self.depth):
