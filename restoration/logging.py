@@ -16,12 +16,22 @@ import ml_collections
 from absl import logging
 
 
-def write_config(workdir: str, config: ml_collections.ConfigDict) -> str:
-  """Writes the resolved config to <workdir>/config.json; returns the path."""
+def write_config(workdir: str, config: ml_collections.ConfigDict, *, step: int = 0) -> str:
+  """Writes the resolved config to <workdir>/config.json; returns the path.
+
+  A run resumed at `step` with a changed config (e.g. a larger total_steps) keeps the previous
+  one as config.step<step>.json, so the history of what produced the checkpoints survives.
+  """
   path = os.path.join(workdir, "config.json")
+  text = config.to_json(indent=2, sort_keys=True) + "\n"
+  if os.path.exists(path):
+    with open(path) as f:
+      old = f.read()
+    if old == text:
+      return path
+    os.replace(path, os.path.join(workdir, f"config.step{step}.json"))
   with open(path, "w") as f:
-    f.write(config.to_json(indent=2, sort_keys=True))
-    f.write("\n")
+    f.write(text)
   return path
 
 

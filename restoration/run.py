@@ -1,6 +1,8 @@
 """What launch.py calls: process set-up, then train, eval or restore."""
 
 import importlib.util
+import logging as py_logging
+
 import ml_collections
 from absl import logging
 
@@ -17,9 +19,20 @@ def hide_tensorflow_from_accelerators() -> None:
   tf.config.set_visible_devices([], "TPU")
 
 
+class _QuietLibraries(py_logging.Filter):
+  """Drops INFO chatter of the libraries (Orbax logs every save); their warnings still show."""
+
+  NOISY = ("/orbax/", "/grain/", "/jax/", "/tensorflow_datasets/")
+
+  def filter(self, record: py_logging.LogRecord) -> bool:
+    return record.levelno >= py_logging.WARNING or not any(
+        s in record.pathname for s in self.NOISY)
+
+
 def main(mode: str, config: ml_collections.ConfigDict | None, workdir: str, *,
          step: int | None = None, input_path: str | None = None,
          output_dir: str | None = None, overwrite: bool = False) -> None:
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   hide_tensorflow_from_accelerators()
   parallel.maybe_initialize_distributed()
   if config is None:

@@ -186,7 +186,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       train_data.set_state(data_state)
     logging.info("Resumed from %s at step %d", workdir, start_step)
   if lead:
-    rlog.write_config(workdir, config)
+    rlog.write_config(workdir, config, step=start_step)
   writer = rlog.MetricWriter(workdir, enabled=lead, resume_step=start_step)
   evaluator = evaluate.Evaluator(config, model, devices=devices)
 

@@ -69,6 +69,9 @@ def test_resume_is_exact(tmp_path):
   assert_trees_equal(straight.params, resumed.params)
   assert_trees_equal(straight.opt_state, resumed.opt_state)
   assert train_events(one) == train_events(two)
+  # The config of the first leg is kept beside the new one, not overwritten.
+  assert json.load(open(os.path.join(two, "config.step3.json")))["total_steps"] == 3
+  assert json.load(open(os.path.join(two, "config.json")))["total_steps"] == 6
 
 
 def test_resume_after_crash_drops_stale_log_lines(tmp_path):
