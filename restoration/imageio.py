@@ -2,7 +2,7 @@
 
 Restore mode takes images that are *already* degraded and writes the restored ones with the same
 size, channel layout (alpha kept aside by :func:`read_image`, re-attached by :func:`write_image`)
-and bit depth, never touching the inputs: :func:`plan_outputs` decides every output path before
+and bit depth, never touching the inputs: `restore.plan_outputs` decides every output path before
 anything is processed, and :func:`write_image` refuses to write over its source or, unless told
 to, over any existing file.
 
@@ -12,461 +12,419 @@ TIFF). Pillow silently truncates 16-bit *colour* PNGs and TIFFs to 8 bits (and c
 ``tifffile`` (LZW/PackBits-compressed 16-bit TIFFs additionally need ``imagecodecs`` and fail
 with a clear error without it). This module imports nothing from ``restoration``.
 """
+
 from __future__ import annotations
 
 import dataclasses
-import glob
 import io
 import os
 import struct
 import tempfile
 import warnings
 import zlib
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import png  # pypng
 import tifffile
 from PIL import Image, ImageOps, features
 
-__all__ = ["IMAGE_EXTENSIONS", "LOSSLESS_EXTENSIONS", "ImageInfo", "read_image", "write_image",
-           "plan_outputs", "expand_inputs", "to_channels"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "LOSSLESS_EXTENSIONS",
+    "ImageInfo",
+    "read_image",
+    "write_image",
+    "exists_error",
+    "same_file",
+    "to_channels",
+]
 
-#: Extensions :func:`expand_inputs` picks up from directories and globs (lower case).
+#: Extensions restore.expand_inputs picks up from directories and globs (lower case).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-#: Extensions :func:`plan_outputs` keeps; anything else (JPEG) is written as ``.png``.
+#: Extensions restore.plan_outputs keeps; anything else (JPEG) is written as ``.png``.
 LOSSLESS_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff")
 
-_FORMAT_BY_EXT = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP",
-                  ".tif": "TIFF", ".tiff": "TIFF", "": "PNG"}
+_FORMAT_BY_EXT = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    "": "PNG",
+}
 _MODE16 = {1: "I;16", 2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}  # samples per pixel -> mode
 _LUMA_BT601 = (0.299, 0.587, 0.114)
 # Pillow modes read through a conversion to one of L / LA / RGB / RGBA ('P' depends on tRNS).
-_PILLOW_CONVERT = {"1": "L", "La": "LA", "PA": "RGBA", "RGBa": "RGBA", "RGBX": "RGB",
-                   "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}
+_PILLOW_CONVERT = {
+    "1": "L",
+    "La": "LA",
+    "PA": "RGBA",
+    "RGBa": "RGBA",
+    "RGBX": "RGB",
+    "CMYK": "RGB",
+    "YCbCr": "RGB",
+    "LAB": "RGB",
+    "HSV": "RGB",
+}
 
 
 @dataclasses.dataclass(eq=False)
 class ImageInfo:
-    """What :func:`write_image` needs to write a restored image back like its source.
+  """What :func:`write_image` needs to write a restored image back like its source.
 
-    Attributes:
-      path: real path of the source file ('' if none); :func:`write_image` never writes there.
-      format: source format: 'PNG', 'JPEG', 'BMP' or 'TIFF' (Pillow's names).
-      mode: source layout, Pillow style: 'L', 'LA', 'RGB', 'RGBA', 'P', '1', 'CMYK' ... for
-        8-bit sources, 'I;16', 'LA;16', 'RGB;16', 'RGBA;16' for 16-bit ones.
-      bit_depth: 8 or 16, the depth written back.
-      channels: colour channels of the array :func:`read_image` returns and
-        :func:`write_image` expects: 1 (gray) or 3 (RGB). Alpha is not counted.
-      alpha: the alpha channel, HxW in its original integer dtype (uint8 / uint16), or None.
-        Re-attached unchanged on write.
-      height, width: image size.
-      icc_profile: embedded ICC profile bytes (passed through on write where possible).
-    """
+  Attributes:
+    path: real path of the source file ('' if none); :func:`write_image` never writes there.
+    format: source format: 'PNG', 'JPEG', 'BMP' or 'TIFF' (Pillow's names).
+    mode: source layout, Pillow style: 'L', 'LA', 'RGB', 'RGBA', 'P', '1', 'CMYK' ... for
+      8-bit sources, 'I;16', 'LA;16', 'RGB;16', 'RGBA;16' for 16-bit ones.
+    bit_depth: 8 or 16, the depth written back.
+    channels: colour channels of the array :func:`read_image` returns and
+      :func:`write_image` expects: 1 (gray) or 3 (RGB). Alpha is not counted.
+    alpha: the alpha channel, HxW in its original integer dtype (uint8 / uint16), or None.
+      Re-attached unchanged on write.
+    height, width: image size.
+    icc_profile: embedded ICC profile bytes (passed through on write where possible).
+  """
 
-    path: str
-    format: str
-    mode: str
-    bit_depth: int
-    channels: int
-    alpha: Optional[np.ndarray]
-    height: int
-    width: int
-    icc_profile: Optional[bytes] = None
+  path: str
+  format: str
+  mode: str
+  bit_depth: int
+  channels: int
+  alpha: Optional[np.ndarray]
+  height: int
+  width: int
+  icc_profile: Optional[bytes] = None
 
-    @property
-    def has_alpha(self) -> bool:
-        return self.alpha is not None
+  @property
+  def has_alpha(self) -> bool:
+    return self.alpha is not None
 
-    @property
-    def max_value(self) -> int:
-        return (1 << self.bit_depth) - 1
+  @property
+  def max_value(self) -> int:
+    return (1 << self.bit_depth) - 1
 
-    def __repr__(self) -> str:  # no pixel dump of the alpha channel
-        return (f"ImageInfo(path={self.path!r}, format={self.format!r}, mode={self.mode!r}, "
-                f"bit_depth={self.bit_depth}, channels={self.channels}, "
-                f"alpha={'yes' if self.has_alpha else 'no'}, size={self.height}x{self.width})")
+  def __repr__(self) -> str:  # no pixel dump of the alpha channel
+    return (
+        f"ImageInfo(path={self.path!r}, format={self.format!r}, mode={self.mode!r}, "
+        f"bit_depth={self.bit_depth}, channels={self.channels}, "
+        f"alpha={'yes' if self.has_alpha else 'no'}, size={self.height}x{self.width})"
+    )
 
 
 def to_channels(image, channels: int):
-    """Convert the last axis between gray (1) and RGB (3); other axes untouched.
+  """Convert the last axis between gray (1) and RGB (3); other axes untouched.
 
-    RGB -> gray uses BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (keeps a size-1 channel axis);
-    gray -> RGB replicates. Same count returns the input. Works on numpy and jax arrays.
-    Typical use: ``model_in = to_channels(img, model_channels)``, restore, then
-    ``to_channels(out, info.channels)`` before :func:`write_image`.
-    """
-    have = int(image.shape[-1])
-    if have == channels:
-        return image
-    if have == 1 and channels == 3:
-        return image[..., [0, 0, 0]]
-    if have == 3 and channels == 1:
-        r, g, b = _LUMA_BT601
-        return image[..., 0:1] * r + image[..., 1:2] * g + image[..., 2:3] * b
-    raise ValueError(f"can only convert between 1 and 3 channels, got {have} -> {channels}")
+  RGB -> gray uses BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (keeps a size-1 channel axis);
+  gray -> RGB replicates. Same count returns the input. Works on numpy and jax arrays.
+  Typical use: ``model_in = to_channels(img, model_channels)``, restore, then
+  ``to_channels(out, info.channels)`` before :func:`write_image`.
+  """
+  have = int(image.shape[-1])
+  if have == channels:
+    return image
+  if have == 1 and channels == 3:
+    return image[..., [0, 0, 0]]
+  if have == 3 and channels == 1:
+    r, g, b = _LUMA_BT601
+    return image[..., 0:1] * r + image[..., 1:2] * g + image[..., 2:3] * b
+  raise ValueError(f"can only convert between 1 and 3 channels, got {have} -> {channels}")
 
 
 # ------------------------------------------------------------------------------------ reading
 
+
 def _split_alpha(arr: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-    """HxWxC with C in 1..4 -> (colour channels, alpha or None); 2 and 4 channels carry alpha."""
-    if arr.shape[-1] in (2, 4):
-        return np.ascontiguousarray(arr[..., :-1]), arr[..., -1].copy()
-    return np.ascontiguousarray(arr), None
+  """HxWxC with C in 1..4 -> (colour channels, alpha or None); 2 and 4 channels carry alpha."""
+  if arr.shape[-1] in (2, 4):
+    return np.ascontiguousarray(arr[..., :-1]), arr[..., -1].copy()
+  return np.ascontiguousarray(arr), None
 
 
 def _from_pillow(im: Image.Image) -> Tuple[np.ndarray, Optional[np.ndarray], int, str]:
-    """Pillow image -> (colour uint array HxWxC, alpha or None, bit depth, original mode)."""
-    mode = im.mode
-    if mode.startswith("I;16") or mode == "I":  # 16-bit gray (TIFF); 'I' is Pillow's int32
-        arr = np.asarray(im)
-        if arr.min() < 0 or arr.max() > 65535:
-            raise ValueError(f"unsupported {mode} image with values outside 0..65535")
-        return arr.astype(np.uint16)[..., None], None, 16, "I;16"
-    target = _PILLOW_CONVERT.get(mode, mode)
-    if mode == "P":  # Pillow expands the palette and its tRNS entries
-        target = "RGBA" if "transparency" in im.info else "RGB"
-    if target not in ("L", "LA", "RGB", "RGBA"):
-        raise ValueError(f"unsupported image mode {mode!r} (float or 32-bit integer images)")
-    arr = np.asarray(im if target == mode else im.convert(target))
-    return (*_split_alpha(arr if arr.ndim == 3 else arr[..., None]), 8, mode)
+  """Pillow image -> (colour uint array HxWxC, alpha or None, bit depth, original mode)."""
+  mode = im.mode
+  if mode.startswith("I;16") or mode == "I":  # 16-bit gray (TIFF); 'I' is Pillow's int32
+    arr = np.asarray(im)
+    if arr.min() < 0 or arr.max() > 65535:
+      raise ValueError(f"unsupported {mode} image with values outside 0..65535")
+    return arr.astype(np.uint16)[..., None], None, 16, "I;16"
+  target = _PILLOW_CONVERT.get(mode, mode)
+  if mode == "P":  # Pillow expands the palette and its tRNS entries
+    target = "RGBA" if "transparency" in im.info else "RGB"
+  if target not in ("L", "LA", "RGB", "RGBA"):
+    raise ValueError(f"unsupported image mode {mode!r} (float or 32-bit integer images)")
+  arr = np.asarray(im if target == mode else im.convert(target))
+  return (*_split_alpha(arr if arr.ndim == 3 else arr[..., None]), 8, mode)
 
 
 def _read_png16(data: bytes, path: str) -> Tuple[np.ndarray, Optional[np.ndarray], str]:
-    """16-bit PNG -> (uint16 colour HxWxC, uint16 alpha or None, mode), via pypng.
+  """16-bit PNG -> (uint16 colour HxWxC, uint16 alpha or None, mode), via pypng.
 
-    ``asDirect`` turns a tRNS colour key into an explicit alpha channel and, for an sBIT chunk,
-    returns fewer bits; those are rescaled to the full 16-bit range here.
-    """
-    try:
-        width, height, rows, meta = png.Reader(bytes=data).asDirect()
-        arr = np.vstack([np.asarray(row, np.uint16) for row in rows])
-    except (png.Error, zlib.error) as e:  # bad CRC, truncated or corrupt data
-        raise ValueError(f"cannot decode PNG {path!r}: {e}") from e
-    arr = arr.reshape(height, width, meta["planes"])
-    if meta["bitdepth"] != 16:
-        arr = np.rint(arr * (65535 / ((1 << meta["bitdepth"]) - 1))).astype(np.uint16)
-    return (*_split_alpha(arr), _MODE16[meta["planes"]])
+  ``asDirect`` turns a tRNS colour key into an explicit alpha channel and, for an sBIT chunk,
+  returns fewer bits; those are rescaled to the full 16-bit range here.
+  """
+  try:
+    width, height, rows, meta = png.Reader(bytes=data).asDirect()
+    arr = np.vstack([np.asarray(row, np.uint16) for row in rows])
+  except (png.Error, zlib.error) as e:  # bad CRC, truncated or corrupt data
+    raise ValueError(f"cannot decode PNG {path!r}: {e}") from e
+  arr = arr.reshape(height, width, meta["planes"])
+  if meta["bitdepth"] != 16:
+    arr = np.rint(arr * (65535 / ((1 << meta["bitdepth"]) - 1))).astype(np.uint16)
+  return (*_split_alpha(arr), _MODE16[meta["planes"]])
 
 
 def _tiff_bits(path: str) -> int:
-    """Bits per sample of a TIFF's first page (8 if tifffile cannot parse it: Pillow decides)."""
-    try:
-        with tifffile.TiffFile(path) as tif:
-            return int(tif.pages[0].bitspersample)
-    except Exception:
-        return 8
+  """Bits per sample of a TIFF's first page (8 if tifffile cannot parse it: Pillow decides)."""
+  try:
+    with tifffile.TiffFile(path) as tif:
+      return int(tif.pages[0].bitspersample)
+  except Exception:
+    return 8
 
 
 def _read_tiff16(path: str) -> Tuple[np.ndarray, Optional[np.ndarray], str, Optional[bytes]]:
-    """16-bit TIFF -> (uint16 colour HxWxC, uint16 alpha or None, mode, ICC profile)."""
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        try:
-            arr = page.asarray()
-        except Exception as e:  # missing codec (LZW, PackBits need imagecodecs)
-            raise ValueError(f"cannot decode 16-bit TIFF {path!r} ({page.compression.name} "
-                             f"compression): {e}") from e
-        spp = int(page.samplesperpixel)
-        icc = page.tags.get(34675)  # InterColorProfile
-        icc = bytes(icc.value) if icc is not None else None
-    if arr.dtype != np.uint16:
-        raise ValueError(f"unsupported TIFF sample type {arr.dtype} in {path!r}")
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    elif arr.ndim == 3 and arr.shape[-1] != spp and arr.shape[0] == spp:
-        arr = np.moveaxis(arr, 0, -1)  # planar configuration 'separate'
-    if arr.ndim != 3 or arr.shape[-1] not in _MODE16:
-        raise ValueError(f"unsupported TIFF layout {arr.shape} in {path!r}")
-    return (*_split_alpha(arr), _MODE16[arr.shape[-1]], icc)
+  """16-bit TIFF -> (uint16 colour HxWxC, uint16 alpha or None, mode, ICC profile)."""
+  with tifffile.TiffFile(path) as tif:
+    page = tif.pages[0]
+    try:
+      arr = page.asarray()
+    except Exception as e:  # missing codec (LZW, PackBits need imagecodecs)
+      raise ValueError(
+          f"cannot decode 16-bit TIFF {path!r} ({page.compression.name} " f"compression): {e}"
+      ) from e
+    spp = int(page.samplesperpixel)
+    icc = page.tags.get(34675)  # InterColorProfile
+    icc = bytes(icc.value) if icc is not None else None
+  if arr.dtype != np.uint16:
+    raise ValueError(f"unsupported TIFF sample type {arr.dtype} in {path!r}")
+  if arr.ndim == 2:
+    arr = arr[..., None]
+  elif arr.ndim == 3 and arr.shape[-1] != spp and arr.shape[0] == spp:
+    arr = np.moveaxis(arr, 0, -1)  # planar configuration 'separate'
+  if arr.ndim != 3 or arr.shape[-1] not in _MODE16:
+    raise ValueError(f"unsupported TIFF layout {arr.shape} in {path!r}")
+  return (*_split_alpha(arr), _MODE16[arr.shape[-1]], icc)
 
 
 def read_image(path: str) -> Tuple[np.ndarray, ImageInfo]:
-    """Read an image as float32 HWC in [0, 1] (colour channels only) plus its :class:`ImageInfo`.
+  """Read an image as float32 HWC in [0, 1] (colour channels only) plus its :class:`ImageInfo`.
 
-    Supports PNG (8/16-bit gray, gray+alpha, RGB, RGBA, palette), JPEG, BMP and TIFF (8/16-bit).
-    The returned array has 1 (gray) or 3 (RGB) channels; an alpha channel is kept aside in
-    ``info.alpha`` for :func:`write_image`. Palette and bilevel images come back as RGB(A) / L
-    (written back as such); CMYK/YCbCr as RGB. JPEG EXIF orientation is applied, so the array is
-    upright as viewers show it. Multi-frame files: first frame only (with a warning). A 16-bit
-    PNG's transparent colour (tRNS) comes back as an alpha channel, written back as such.
-    """
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:4] in (b"II*\x00", b"MM\x00*") and _tiff_bits(path) > 8:
-        arr, alpha, mode, icc = _read_tiff16(path)  # Pillow cannot even open some of these
-        fmt, depth = "TIFF", 16
-    else:
-        with Image.open(io.BytesIO(data)) as im:  # reads the header only, until im.load()
-            fmt = im.format
-            if getattr(im, "n_frames", 1) > 1:
-                warnings.warn(f"{path}: {im.n_frames} frames, restoring only the first")
-            icc = im.info.get("icc_profile")
-            if fmt == "PNG" and data[24] == 16:  # IHDR bit depth; Pillow would keep 8 bits
-                arr, alpha, mode = _read_png16(data, path)
-                depth = 16
-            else:
-                if fmt == "JPEG":
-                    im = ImageOps.exif_transpose(im)
-                im.load()
-                arr, alpha, depth, mode = _from_pillow(im)
-    if fmt not in ("PNG", "JPEG", "BMP", "TIFF"):
-        warnings.warn(f"{path}: {fmt} is not one of PNG/JPEG/BMP/TIFF; reading it anyway")
-    image = arr.astype(np.float32) / np.float32((1 << depth) - 1)
-    info = ImageInfo(path=os.path.realpath(path), format=fmt, mode=mode, bit_depth=depth,
-                     channels=arr.shape[-1], alpha=alpha, height=arr.shape[0],
-                     width=arr.shape[1], icc_profile=icc)
-    return image, info
+  Supports PNG (8/16-bit gray, gray+alpha, RGB, RGBA, palette), JPEG, BMP and TIFF (8/16-bit).
+  The returned array has 1 (gray) or 3 (RGB) channels; an alpha channel is kept aside in
+  ``info.alpha`` for :func:`write_image`. Palette and bilevel images come back as RGB(A) / L
+  (written back as such); CMYK/YCbCr as RGB. JPEG EXIF orientation is applied, so the array is
+  upright as viewers show it. Multi-frame files: first frame only (with a warning). A 16-bit
+  PNG's transparent colour (tRNS) comes back as an alpha channel, written back as such.
+  """
+  path = os.fspath(path)
+  with open(path, "rb") as f:
+    data = f.read()
+  if data[:4] in (b"II*\x00", b"MM\x00*") and _tiff_bits(path) > 8:
+    arr, alpha, mode, icc = _read_tiff16(path)  # Pillow cannot even open some of these
+    fmt, depth = "TIFF", 16
+  else:
+    with Image.open(io.BytesIO(data)) as im:  # reads the header only, until im.load()
+      fmt = im.format
+      if getattr(im, "n_frames", 1) > 1:
+        warnings.warn(f"{path}: {im.n_frames} frames, restoring only the first")
+      icc = im.info.get("icc_profile")
+      if fmt == "PNG" and data[24] == 16:  # IHDR bit depth; Pillow would keep 8 bits
+        arr, alpha, mode = _read_png16(data, path)
+        depth = 16
+      else:
+        if fmt == "JPEG":
+          im = ImageOps.exif_transpose(im)
+        im.load()
+        arr, alpha, depth, mode = _from_pillow(im)
+  if fmt not in ("PNG", "JPEG", "BMP", "TIFF"):
+    warnings.warn(f"{path}: {fmt} is not one of PNG/JPEG/BMP/TIFF; reading it anyway")
+  image = arr.astype(np.float32) / np.float32((1 << depth) - 1)
+  info = ImageInfo(
+      path=os.path.realpath(path),
+      format=fmt,
+      mode=mode,
+      bit_depth=depth,
+      channels=arr.shape[-1],
+      alpha=alpha,
+      height=arr.shape[0],
+      width=arr.shape[1],
+      icc_profile=icc,
+  )
+  return image, info
 
 
 # ------------------------------------------------------------------------------------ writing
 
+
 def _png16(full: np.ndarray, icc: Optional[bytes]) -> bytes:
-    """uint16 HxWxC (C in 1..4, alpha last) -> 16-bit PNG bytes, via pypng."""
-    h, w, c = full.shape
-    buf = io.BytesIO()
-    png.Writer(w, h, greyscale=c < 3, alpha=c in (2, 4), bitdepth=16, compression=6).write(
-        buf, full.reshape(h, w * c))
-    if not icc:
-        return buf.getvalue()
-    # pypng has no ICC option: splice an iCCP chunk (name, NUL, method 0, zlib data) after IHDR.
-    chunks = list(png.Reader(bytes=buf.getvalue()).chunks())
-    chunks.insert(1, (b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))
-    out = io.BytesIO()
-    png.write_chunks(out, chunks)
-    return out.getvalue()
+  """uint16 HxWxC (C in 1..4, alpha last) -> 16-bit PNG bytes, via pypng."""
+  h, w, c = full.shape
+  buf = io.BytesIO()
+  png.Writer(w, h, greyscale=c < 3, alpha=c in (2, 4), bitdepth=16, compression=6).write(
+      buf, full.reshape(h, w * c)
+  )
+  if not icc:
+    return buf.getvalue()
+  # pypng has no ICC option: splice an iCCP chunk (name, NUL, method 0, zlib data) after IHDR.
+  chunks = list(png.Reader(bytes=buf.getvalue()).chunks())
+  chunks.insert(1, (b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))
+  out = io.BytesIO()
+  png.write_chunks(out, chunks)
+  return out.getvalue()
 
 
 def _bmp_encode_rgba(rgba: np.ndarray) -> bytes:
-    """32-bit BI_BITFIELDS BMP (V4 header) with an alpha mask, which Pillow reads back as RGBA.
+  """32-bit BI_BITFIELDS BMP (V4 header) with an alpha mask, which Pillow reads back as RGBA.
 
-    Pillow's own BMP writer stores RGBA as plain 32-bit BI_RGB, whose 4th byte readers (Pillow
-    included) ignore, so alpha would be lost; no installed library writes an alpha mask.
-    """
-    h, w, _ = rgba.shape
-    pixels = rgba[::-1][..., [2, 1, 0, 3]].astype(np.uint8).tobytes()  # bottom-up BGRA
-    offset = 14 + 108
-    header = b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset)
-    info = struct.pack("<IiiHHIIiiII", 108, w, h, 1, 32, 3, len(pixels), 2835, 2835, 0, 0)
-    info += struct.pack("<IIII", 0x00FF0000, 0x0000FF00, 0x000000FF, 0xFF000000)  # R G B A
-    info += struct.pack("<I", 0x73524742) + b"\x00" * 48  # LCS_sRGB; endpoints, gammas unused
-    return header + info + pixels
+  Pillow's own BMP writer stores RGBA as plain 32-bit BI_RGB, whose 4th byte readers (Pillow
+  included) ignore, so alpha would be lost; no installed library writes an alpha mask.
+  """
+  h, w, _ = rgba.shape
+  pixels = rgba[::-1][..., [2, 1, 0, 3]].astype(np.uint8).tobytes()  # bottom-up BGRA
+  offset = 14 + 108
+  header = b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset)
+  info = struct.pack("<IiiHHIIiiII", 108, w, h, 1, 32, 3, len(pixels), 2835, 2835, 0, 0)
+  info += struct.pack("<IIII", 0x00FF0000, 0x0000FF00, 0x000000FF, 0xFF000000)  # R G B A
+  info += struct.pack("<I", 0x73524742) + b"\x00" * 48  # LCS_sRGB; endpoints, gammas unused
+  return header + info + pixels
 
 
-def _encode(pixels: np.ndarray, alpha: Optional[np.ndarray], fmt: str, path: str,
-            icc: Optional[bytes]) -> bytes:
-    """Integer colour [h, w, 1|3] (+ alpha) -> file bytes in ``fmt``."""
-    if fmt in ("JPEG", "BMP") and pixels.dtype == np.uint16:
-        warnings.warn(f"{path}: {fmt} holds 8 bits per channel; writing 8-bit (use .png or "
-                      f".tif to keep 16 bits)")
-        pixels = ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-        if alpha is not None:
-            alpha = ((alpha.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    if fmt == "JPEG" and alpha is not None:
-        warnings.warn(f"{path}: JPEG has no alpha channel; dropping it (use .png)")
-        alpha = None
-    full = pixels if alpha is None else np.concatenate([pixels, alpha[..., None]], axis=-1)
-    if full.dtype == np.uint16 and fmt == "PNG":
-        return _png16(full, icc)
-    buf = io.BytesIO()
-    if full.dtype == np.uint16 and fmt == "TIFF":
-        kw = {"photometric": "rgb" if pixels.shape[-1] == 3 else "minisblack",
-              "planarconfig": "contig", "compression": "zlib",
-              "extratags": [(34675, 7, len(icc), icc, True)] if icc else []}
-        if alpha is not None:
-            kw["extrasamples"] = ["unassalpha"]
-        tifffile.imwrite(buf, full if full.shape[-1] > 1 else full[..., 0], **kw)
-        return buf.getvalue()
-    if fmt == "BMP" and alpha is not None:
-        if pixels.shape[-1] == 1:
-            warnings.warn(f"{path}: BMP has no gray+alpha layout; writing RGBA")
-            full = full[..., [0, 0, 0, 1]]
-        return _bmp_encode_rgba(full)
-    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[full.shape[-1]]
-    kw = {"icc_profile": icc} if icc and fmt in ("PNG", "JPEG", "TIFF") else {}
-    if fmt == "JPEG":
-        kw.update(quality=95, subsampling=0)
-    elif fmt == "TIFF" and features.check("libtiff"):
-        kw["compression"] = "tiff_adobe_deflate"
-    elif fmt == "PNG":
-        kw["compress_level"] = 6
-    Image.fromarray(full[..., 0] if mode == "L" else full, mode).save(buf, format=fmt, **kw)
+def _encode(
+    pixels: np.ndarray, alpha: Optional[np.ndarray], fmt: str, path: str, icc: Optional[bytes]
+) -> bytes:
+  """Integer colour [h, w, 1|3] (+ alpha) -> file bytes in ``fmt``."""
+  if fmt in ("JPEG", "BMP") and pixels.dtype == np.uint16:
+    warnings.warn(
+        f"{path}: {fmt} holds 8 bits per channel; writing 8-bit (use .png or "
+        f".tif to keep 16 bits)"
+    )
+    pixels = ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    if alpha is not None:
+      alpha = ((alpha.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+  if fmt == "JPEG" and alpha is not None:
+    warnings.warn(f"{path}: JPEG has no alpha channel; dropping it (use .png)")
+    alpha = None
+  full = pixels if alpha is None else np.concatenate([pixels, alpha[..., None]], axis=-1)
+  if full.dtype == np.uint16 and fmt == "PNG":
+    return _png16(full, icc)
+  buf = io.BytesIO()
+  if full.dtype == np.uint16 and fmt == "TIFF":
+    kw = {
+        "photometric": "rgb" if pixels.shape[-1] == 3 else "minisblack",
+        "planarconfig": "contig",
+        "compression": "zlib",
+        "extratags": [(34675, 7, len(icc), icc, True)] if icc else [],
+    }
+    if alpha is not None:
+      kw["extrasamples"] = ["unassalpha"]
+    tifffile.imwrite(buf, full if full.shape[-1] > 1 else full[..., 0], **kw)
     return buf.getvalue()
+  if fmt == "BMP" and alpha is not None:
+    if pixels.shape[-1] == 1:
+      warnings.warn(f"{path}: BMP has no gray+alpha layout; writing RGBA")
+      full = full[..., [0, 0, 0, 1]]
+    return _bmp_encode_rgba(full)
+  mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[full.shape[-1]]
+  kw = {"icc_profile": icc} if icc and fmt in ("PNG", "JPEG", "TIFF") else {}
+  if fmt == "JPEG":
+    kw.update(quality=95, subsampling=0)
+  elif fmt == "TIFF" and features.check("libtiff"):
+    kw["compression"] = "tiff_adobe_deflate"
+  elif fmt == "PNG":
+    kw["compress_level"] = 6
+  Image.fromarray(full[..., 0] if mode == "L" else full, mode).save(buf, format=fmt, **kw)
+  return buf.getvalue()
 
 
-def _exists_error(path: str) -> FileExistsError:
-    return FileExistsError(f"refusing to overwrite existing file {path!r} "
-                           f"(pass --overwrite to replace it)")
+def exists_error(path: str) -> FileExistsError:
+  return FileExistsError(
+      f"refusing to overwrite existing file {path!r} " f"(pass --overwrite to replace it)"
+  )
 
 
-def _same_file(a: str, b: str) -> bool:
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)  # hard links, case-insensitive file systems
-    except OSError:
-        return False
+def same_file(a: str, b: str) -> bool:
+  if os.path.realpath(a) == os.path.realpath(b):
+    return True
+  try:
+    return os.path.samefile(a, b)  # hard links, case-insensitive file systems
+  except OSError:
+    return False
 
 
 def _quantise(image: np.ndarray, depth: int) -> np.ndarray:
-    maxv = (1 << depth) - 1
-    out = np.rint(np.clip(np.nan_to_num(image, nan=0.0), 0.0, 1.0) * maxv)
-    return out.astype(np.uint16 if depth == 16 else np.uint8)
+  maxv = (1 << depth) - 1
+  out = np.rint(np.clip(np.nan_to_num(image, nan=0.0), 0.0, 1.0) * maxv)
+  return out.astype(np.uint16 if depth == 16 else np.uint8)
 
 
 def write_image(path: str, image: np.ndarray, info: ImageInfo, *, overwrite: bool = False) -> str:
-    """Write a restored float HWC image in [0, 1] like the source described by ``info``.
+  """Write a restored float HWC image in [0, 1] like the source described by ``info``.
 
-    The image is clipped to [0, 1], converted to ``info.channels`` (via :func:`to_channels` if
-    the model produced another count) and rounded to ``info.bit_depth`` (uint8 / uint16); the
-    alpha channel from ``info`` is re-attached unchanged. The format follows the extension of
-    ``path`` (.png / none: PNG; .jpg/.jpeg: JPEG, quality 95 — lossy, warns; .bmp; .tif/.tiff).
-    Formats that cannot hold the data degrade with a warning (JPEG: no alpha, 8-bit; BMP: 8-bit).
+  The image is clipped to [0, 1], converted to ``info.channels`` (via :func:`to_channels` if
+  the model produced another count) and rounded to ``info.bit_depth`` (uint8 / uint16); the
+  alpha channel from ``info`` is re-attached unchanged. The format follows the extension of
+  ``path`` (.png / none: PNG; .jpg/.jpeg: JPEG, quality 95 — lossy, warns; .bmp; .tif/.tiff).
+  Formats that cannot hold the data degrade with a warning (JPEG: no alpha, 8-bit; BMP: 8-bit).
 
-    Raises:
-      ValueError: ``path`` resolves to the file the image was read from (even with
-        ``overwrite``), the extension is unknown, or the size does not match the alpha channel.
-      FileExistsError: ``path`` exists and ``overwrite`` is False (message names the path and
-        suggests ``--overwrite``). The file is created exclusively, so a file appearing
-        meanwhile is not clobbered either; with ``overwrite`` it is replaced atomically.
+  Raises:
+    ValueError: ``path`` resolves to the file the image was read from (even with
+      ``overwrite``), the extension is unknown, or the size does not match the alpha channel.
+    FileExistsError: ``path`` exists and ``overwrite`` is False (message names the path and
+      suggests ``--overwrite``). The file is created exclusively, so a file appearing
+      meanwhile is not clobbered either; with ``overwrite`` it is replaced atomically.
 
-    Returns the path written.
-    """
-    path = os.fspath(path)
-    if info.path and _same_file(path, info.path):
-        raise ValueError(f"refusing to write the output over its input {info.path!r}")
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in _FORMAT_BY_EXT:
-        raise ValueError(f"unsupported output extension {ext!r} for {path!r}; use one of "
-                         f"{', '.join(sorted(set(IMAGE_EXTENSIONS)))}")
-    if os.path.lexists(path) and not overwrite:
-        raise _exists_error(path)
+  Returns the path written.
+  """
+  path = os.fspath(path)
+  if info.path and same_file(path, info.path):
+    raise ValueError(f"refusing to write the output over its input {info.path!r}")
+  ext = os.path.splitext(path)[1].lower()
+  if ext not in _FORMAT_BY_EXT:
+    raise ValueError(
+        f"unsupported output extension {ext!r} for {path!r}; use one of "
+        f"{', '.join(sorted(set(IMAGE_EXTENSIONS)))}"
+    )
+  if os.path.lexists(path) and not overwrite:
+    raise exists_error(path)
 
-    image = np.asarray(image, dtype=np.float32)
-    if image.ndim == 2:
-        image = image[..., None]
-    if image.ndim != 3:
-        raise ValueError(f"expected an HWC image, got shape {image.shape}")
-    image = to_channels(image, info.channels)
-    if info.alpha is not None and info.alpha.shape != image.shape[:2]:
-        raise ValueError(f"image size {image.shape[:2]} does not match the alpha channel "
-                         f"{info.alpha.shape} of {info.path!r}")
-    data = _encode(_quantise(image, info.bit_depth), info.alpha, _FORMAT_BY_EXT[ext], path,
-                   info.icc_profile)
+  image = np.asarray(image, dtype=np.float32)
+  if image.ndim == 2:
+    image = image[..., None]
+  if image.ndim != 3:
+    raise ValueError(f"expected an HWC image, got shape {image.shape}")
+  image = to_channels(image, info.channels)
+  if info.alpha is not None and info.alpha.shape != image.shape[:2]:
+    raise ValueError(
+        f"image size {image.shape[:2]} does not match the alpha channel "
+        f"{info.alpha.shape} of {info.path!r}"
+    )
+  data = _encode(
+      _quantise(image, info.bit_depth), info.alpha, _FORMAT_BY_EXT[ext], path, info.icc_profile
+  )
 
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    if not overwrite:
-        try:
-            with open(path, "xb") as f:
-                f.write(data)
-        except FileExistsError:
-            raise _exists_error(path) from None
-        return path
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=parent)
+  parent = os.path.dirname(os.path.abspath(path))
+  os.makedirs(parent, exist_ok=True)
+  if not overwrite:
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+      with open(path, "xb") as f:
+        f.write(data)
+    except FileExistsError:
+      raise exists_error(path) from None
     return path
+  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=parent)
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(data)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+  return path
 
 
 # --------------------------------------------------------------------------- inputs and outputs
-
-def _walk_images(directory: str) -> List[str]:
-    found = []
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        found.extend(os.path.join(root, f) for f in files
-                     if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS)
-    return found
-
-
-def _inode(path: str) -> Tuple[int, int]:
-    st = os.stat(path)
-    return st.st_dev, st.st_ino
-
-
-def expand_inputs(path_or_glob: str) -> List[str]:
-    """Image files named by a file, a directory or a glob, sorted and de-duplicated.
-
-    * an existing file: returned as is (whatever its extension; reading it decides);
-    * a directory: all PNG/JPEG/BMP/TIFF files below it, recursively;
-    * otherwise a glob (``**`` recurses): matching image files, plus images inside matching
-      directories.
-
-    Raises FileNotFoundError naming the pattern when nothing matches. Note: keep the output
-    directory outside an input directory, or a second run will pick up the first run's outputs.
-    """
-    pattern = os.path.expanduser(os.fspath(path_or_glob))
-    if os.path.isfile(pattern):
-        return [pattern]
-    if os.path.isdir(pattern):
-        found = _walk_images(pattern)
-    else:
-        found = []
-        for match in glob.glob(pattern, recursive=True):
-            if os.path.isdir(match):
-                found.extend(_walk_images(match))
-            elif os.path.isfile(match) and os.path.splitext(match)[1].lower() in IMAGE_EXTENSIONS:
-                found.append(match)
-    found = sorted(set(os.path.normpath(p) for p in found))
-    if not found:
-        raise FileNotFoundError(
-            f"no images match {path_or_glob!r} (expected an image file, a directory containing "
-            f"{'/'.join(e[1:] for e in IMAGE_EXTENSIONS)} files, or a glob pattern)")
-    return found
-
-
-def plan_outputs(inputs: Sequence[str], output_dir: str, *,
-                 overwrite: bool) -> List[Tuple[str, str]]:
-    """Decide every output path up front: ``[(input, output), ...]`` in input order.
-
-    Each input goes to ``output_dir/<relative name>``, the relative name being its path
-    relative to the inputs' common directory (so a directory tree is mirrored; a single file
-    keeps its base name). Lossless extensions (.png, .bmp, .tif, .tiff) are kept; anything else
-    (JPEG) becomes ``.png`` so restoration adds no new compression artefacts.
-
-    Raises, before any image is processed:
-      ValueError: two inputs map to the same output (e.g. ``a.jpg`` and ``a.png``), or an
-        output would be one of the inputs (even with ``overwrite``; inputs are never replaced).
-      FileExistsError: an output exists and ``overwrite`` is False (names it, suggests
-        ``--overwrite``).
-    """
-    inputs = [os.fspath(p) for p in inputs]
-    if not inputs:
-        return []
-    abs_inputs = [os.path.abspath(p) for p in inputs]
-    common = os.path.commonpath([os.path.dirname(p) for p in abs_inputs])
-    real_inputs = {os.path.realpath(p): p for p in inputs}
-    inodes = {_inode(p): p for p in inputs if os.path.exists(p)}
-    plan, seen = [], {}
-    for src, abs_src in zip(inputs, abs_inputs):
-        rel = os.path.relpath(abs_src, common)
-        stem, ext = os.path.splitext(rel)
-        dst = os.path.join(output_dir, rel if ext.lower() in LOSSLESS_EXTENSIONS else stem + ".png")
-        key = os.path.normcase(os.path.realpath(dst))
-        if key in seen:
-            raise ValueError(f"inputs {seen[key]!r} and {src!r} would both be written to "
-                             f"{dst!r}; rename one or restore them separately")
-        seen[key] = src
-        clash = real_inputs.get(os.path.realpath(dst))
-        if clash is None and os.path.exists(dst):  # hard links, case-insensitive file systems
-            clash = inodes.get(_inode(dst))
-        if clash is not None:
-            raise ValueError(f"output {dst!r} would overwrite input {clash!r}; choose another "
-                             f"output directory")
-        plan.append((src, dst))
-    if not overwrite:
-        existing = [dst for _, dst in plan if os.path.lexists(dst)]
-        if existing:
-            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-            raise FileExistsError(f"refusing to overwrite existing output {existing[0]!r}{more} "
-                                  f"(pass --overwrite to replace)")
-    return plan
