@@ -282,8 +282,7 @@ class Evaluator:
     order = sorted(per_image)
     sums = np.array([sum(per_image[i][k] for i in order) for k in METRICS] + [len(order)])
     if jax.process_count() > 1:
-      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-      sums = np.asarray(multihost_utils.process_allgather(sums)).sum(axis=0)
+      sums = parallel.sum_over_processes(sums)
     count = float(sums[-1])
     return EvalResult(
         means={k: float(sums[j]) / count for j, k in enumerate(METRICS)},

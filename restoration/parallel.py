@@ -84,3 +84,9 @@ def to_devices(tree: Any, devices: Sequence[jax.Device] | None = None) -> Any:
 @functools.cache
 def _identity(devices: tuple[jax.Device, ...] | None) -> Callable[[Any], Any]:
   return jax.pmap(lambda x: x, axis_name=AXIS, devices=devices)
+
+
+def sum_over_processes(x: np.ndarray) -> np.ndarray:
+  """Elementwise sum of a host array over all processes (every process gets the result)."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  return np.asarray(multihost_utils.process_allgather(np.asarray(x))).sum(axis=0)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import struct
 
 import jax
 import numpy as np
@@ -19,6 +20,23 @@ def train_events(workdir, kind="train"):
   for e in events:
     e.pop("steps_per_sec", None)
   return events
+
+
+def read_tensorboard_scalars(logdir):
+  """{tag: [(step, value)]} from TensorBoard event files, parsed without TensorFlow."""
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  out = {}
+  for name in sorted(os.listdir(logdir)):
+    with open(os.path.join(logdir, name), "rb") as f:
+      data = f.read()
+    pos = 0
+    while pos < len(data):  # TFRecord: u64 length, u32 crc, payload, u32 crc
+      (length,) = struct.unpack("<Q", data[pos:pos + 8])
+      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+      pos += 16 + length
+      for v in event.summary.value:
+        out.setdefault(v.tag, []).append((event.step, v.simple_value))
+  return out
 
 
 def assert_trees_equal(a, b, **tol):
@@ -47,7 +65,8 @@ def test_end_to_end_writes_everything(tmp_path):
   for e in evals:
     for k in ("psnr", "ssim", "input_psnr", "input_ssim"):
       assert np.isfinite(e[k]), e
-  assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(workdir, "tensorboard")))
+  assert read_tensorboard_scalars(os.path.join(workdir, "tensorboard"))["train/loss"] == [
+      (e["step"], pytest.approx(e["loss"])) for e in events]
   assert sorted(os.listdir(os.path.join(workdir, "images"))) == ["step_0000002.png", "step_0000004.png"]
   assert "loss.png" in os.listdir(os.path.join(workdir, "plots"))
   ckpt = checkpoints.Checkpointer(workdir, read_only=True)
