@@ -6,6 +6,7 @@ overridden on the command line, e.g.
 
 Data specs (`data.train`, `data.eval`):
   builtin            natural photos shipped inside scikit-image (offline; fixed train/eval split)
+  builtin:color      only the colour ones (e.g. colourisation: gray photos would be exact)
   folder:PATH        every PNG/JPEG/BMP/TIFF under PATH, recursively
   npz:GLOB           uint8 NHWC arrays under key `image` in the files matching GLOB
   tfds:NAME[:SPLIT]  a prepared tensorflow-datasets dataset (random access, no TensorFlow)

@@ -99,6 +99,15 @@ def test_npz_source(tmp_path):
   assert sources.open_source(f"npz:{tmp_path}/part_1.npz", 1)[0].shape == (6, 7, 1)
 
 
+def test_builtin_color_keeps_only_colour_photos():
+  for split, n in (("train", 5), ("eval", 2)):
+    src = sources.open_source("builtin:color", 3, split=split)
+    assert len(src) == n
+    for i in range(n):
+      img = src[i].astype(int)
+      assert np.abs(img[..., 0] - img[..., 1]).mean() > 1, src.name(i)  # not gray
+
+
 def test_builtin_split_offline():
   train = sources.open_source("builtin", 3, split="train")
   ev = sources.open_source("builtin", 1, split="eval")
@@ -203,7 +212,7 @@ def test_errors(tmp_path):
   np.savez(tmp_path / "bad.npz", pixels=np.zeros((1, 2, 2, 3), np.uint8))
   with pytest.raises(ValueError, match=r"bad\.npz has no key 'image'.*pixels"):
     data.validate_data_config(make_config(f"npz:{tmp_path}/bad.npz"), local_device_count=1)
-  with pytest.raises(ValueError, match=r"unknown data spec 'hdf5:x'.*builtin, folder:PATH, "
+  with pytest.raises(ValueError, match=r"unknown data spec 'hdf5:x'.*builtin, builtin:color, folder:PATH, "
                      r"npz:GLOB, tfds:NAME\[:SPLIT\]"):
     data.validate_data_config(make_config("hdf5:x"), local_device_count=1)
   with pytest.raises(ValueError, match="data.channels must be 1 .* or 3 .*got 2"):

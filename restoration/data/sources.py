@@ -16,6 +16,8 @@ Specs
                                     colour: chelsea hubble_deep_field immunohistochemistry
                                     rocket stereo_motorcycle)
                        eval (4):   camera (gray), astronaut (colour), coffee (colour), coins (gray)
+  builtin:color      the colour photographs of each split only (train 5, eval 2: astronaut,
+                     coffee): for colourisation, where gray photos would be trivially exact.
                      Left out: cat (duplicate of chelsea), retina (mostly black border), and the
                      synthetic / binary / microscopy images (colorwheel, logo, horse, cell, ...).
   folder:PATH        every .png .jpg .jpeg .bmp .tif .tiff under PATH, recursively, sorted by
@@ -53,13 +55,15 @@ import numpy as np
 from PIL import Image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-SPEC_PREFIXES = ("builtin", "folder:PATH", "npz:GLOB", "tfds:NAME[:SPLIT]")
+SPEC_PREFIXES = ("builtin", "builtin:color", "folder:PATH", "npz:GLOB", "tfds:NAME[:SPLIT]")
 
 BUILTIN_TRAIN = (
     "brick", "chelsea", "clock", "grass", "gravel", "hubble_deep_field",
     "immunohistochemistry", "moon", "page", "rocket", "stereo_motorcycle", "text",
 )
 BUILTIN_EVAL = ("camera", "astronaut", "coffee", "coins")
+BUILTIN_COLOR = frozenset({"chelsea", "hubble_deep_field", "immunohistochemistry", "rocket",
+                           "stereo_motorcycle", "astronaut", "coffee"})
 
 # Decoded images kept in memory per process by FolderSource (then decoding stops being cached).
 DECODE_CACHE_BYTES = 1 << 30
@@ -306,13 +310,14 @@ def _load_builtin(name: str) -> np.ndarray:
 class BuiltinSource(Source):
   """scikit-image's bundled photographs, `train` or `eval` split (see module docstring)."""
 
-  def __init__(self, split: str, channels: int):
+  def __init__(self, split: str, channels: int, *, color_only: bool = False):
     if split not in ("train", "eval"):
       raise ValueError(f"builtin split must be 'train' or 'eval', got {split!r}")
-    self.spec = "builtin"
+    self.spec = "builtin:color" if color_only else "builtin"
     self.split = split
     self.channels = channels
-    self.names = BUILTIN_TRAIN if split == "train" else BUILTIN_EVAL
+    names = BUILTIN_TRAIN if split == "train" else BUILTIN_EVAL
+    self.names = tuple(n for n in names if n in BUILTIN_COLOR) if color_only else names
     self._cache = {}
     self._cache_bytes = 0
     self._sizes = [tuple(self[i].shape[:2]) for i in range(len(self.names))]
@@ -424,8 +429,8 @@ def open_source(spec: str, channels: int, *, split: str = "train",
   """Opens the source named by `spec`; `split` ('train' | 'eval') picks builtin's split."""
   channels = check_channels(channels)
   spec = str(spec).strip()
-  if spec == "builtin":
-    return BuiltinSource(split, channels)
+  if spec in ("builtin", "builtin:color"):
+    return BuiltinSource(split, channels, color_only=spec == "builtin:color")
   kind, sep, arg = spec.partition(":")
   if sep and kind == "folder" and arg:
     return FolderSource(arg, channels, spec)
