@@ -62,3 +62,29 @@ DEBLUR_SWEEP = {
     "gblur_s1_6": [{"name": "gaussian_blur", "sigma": 1.6}, {"name": "gaussian_noise", "sigma": 1.0}],
     "gblur_s2_4": [{"name": "gaussian_blur", "sigma": 2.4}, {"name": "gaussian_noise", "sigma": 1.0}],
 }
+
+
+def deblurring(*, levin: bool) -> ml_collections.ConfigDict:
+  """The deblurring task of 128x128 RGB crops that the U-Net and CvT configs share."""
+  c = base()
+  c.data.channels = 3
+  c.patch_size = 128
+  c.batch_size = 8
+  c.total_steps = 100_000
+  c.eval_every_steps = 2_000
+  c.checkpoint_every_steps = 2_000
+  c.data.eval_crop = 128
+  c.corruption = LEVIN_BLUR if levin else GAUSSIAN_BLUR
+  c.loss = {"l1": 1.0}
+  c.optimizer.schedule = "cosine"
+  c.optimizer.grad_clip_norm = 1.0
+  c.eval.sweep = DEBLUR_SWEEP
+  return c
+
+
+def make_quick_deblurring(c: ml_collections.ConfigDict) -> None:
+  """`make_quick` plus the 32 px crops a tiny deblurring model learns from in minutes."""
+  make_quick(c, steps=300)
+  c.patch_size = 32
+  c.batch_size = 8
+  c.optimizer.warmup_steps = 20

@@ -17,29 +17,14 @@ from configs import common
 
 def get_config(arg: str | None = None):
   a = common.parse_arg(arg, quick=False, levin=False)
-  c = common.base()
+  c = common.deblurring(levin=a.levin)
   c.model.name = "unet1024"
-  c.patch_size = 128
-  c.batch_size = 8
-  c.total_steps = 100_000
-  c.eval_every_steps = 2_000
-  c.checkpoint_every_steps = 2_000
-  c.data.channels = 3
-  c.data.eval_crop = 128
-  c.corruption = common.LEVIN_BLUR if a.levin else common.GAUSSIAN_BLUR
-  c.loss = {"l1": 1.0}
   c.optimizer.learning_rate = 2e-4
-  c.optimizer.schedule = "cosine"
   c.optimizer.warmup_steps = 1_000
-  c.optimizer.grad_clip_norm = 1.0
-  c.eval.sweep = common.DEBLUR_SWEEP
   if a.quick:
-    common.make_quick(c, steps=300)
+    common.make_quick_deblurring(c)
     c.model.name = "unet"
     c.model.kwargs = {"features": 16, "depth": 2, "bottleneck": 64}
-    c.patch_size = 32
-    c.batch_size = 8
     c.loss = {"mse": 1.0}  # converges faster than L1 in a few hundred steps
     c.optimizer.learning_rate = 1e-3
-    c.optimizer.warmup_steps = 20
   return c

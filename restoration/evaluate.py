@@ -109,8 +109,7 @@ def convention(config: ml_collections.ConfigDict) -> str:
 def corrupt_eval_images(corrupt: Callable, seed: int, clean: jax.Array,
                         index: jax.Array) -> jax.Array:
   """Corrupts each image with a key from (seed, its dataset index): batching-independent."""
-  keys = jax.vmap(functools.partial(jax.random.fold_in, jax.random.key(seed)))(index)
-  return jax.vmap(lambda k, x: corrupt(k, x[None])[0][0])(keys, clean)
+  return corruptions.per_example(corrupt, jax.random.key(seed), clean, index)[0]
 
 
 def per_image_metrics(restored: jax.Array, corrupted: jax.Array, clean: jax.Array, *,
@@ -133,7 +132,6 @@ def eval_step(variables: Any, images: jax.Array, valid: jax.Array, index: jax.Ar
   corrupted = corrupt_eval_images(corrupt, seed, clean, index)
   apply = lambda x: model.apply(variables, x, train=False)
   restored = inference.self_ensemble(apply, corrupted) if self_ensemble else apply(corrupted)
-  restored = jnp.clip(restored.astype(jnp.float32), 0.0, 1.0)
   per_image = per_image_metrics(restored, corrupted, clean, loss_fn=loss_fn, options=options)
   # where, not multiply: padded slots can hold inf PSNR (identical zero images) and inf*0=nan.
   sums = {k: jnp.sum(jnp.where(valid, v, 0.0)) for k, v in per_image.items()}
@@ -217,7 +215,10 @@ class Evaluator:
                                    process_count=jax.process_count(),
                                    local_device_count=parallel.local_device_count(self.devices)):
       sums, values, pictures = p_eval(variables, batch["image"], batch["valid"], batch["index"])
-      sums, values, pictures = jax.device_get((sums, values, pictures))
+      # Only the grid needs pictures: the images of later batches stay on the devices.
+      sums, values = jax.device_get((sums, values))
+      if len(samples) < keep:
+        pictures = jax.device_get(pictures)
       for k, v in sums.items():
         totals[k] = totals.get(k, 0.0) + float(np.asarray(v)[0])
       for d, b in zip(*np.nonzero(batch["valid"])):

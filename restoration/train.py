@@ -64,9 +64,7 @@ def validate_config(config: ml_collections.ConfigDict, *, local_device_count: in
   local_device_count = local_device_count or jax.local_device_count()
   process_count = process_count or jax.process_count()
   num_devices = local_device_count * process_count
-  if config.batch_size % num_devices:
-    raise ValueError(f"config.batch_size={config.batch_size} must be divisible by the "
-                     f"{num_devices} devices")
+  # batch_size divisibility is data.validate_data_config's check (below).
   if config.data.eval_batch_size % num_devices:
     raise ValueError(f"config.data.eval_batch_size={config.data.eval_batch_size} must be "
                      f"divisible by the {num_devices} devices")
@@ -110,11 +108,8 @@ def train_step(state: TrainState, batch: Any, *, model, tx: optax.GradientTransf
   clean = sample(jax.random.fold_in(device_key, _SAMPLE_STREAM), batch)
   clean = clean.astype(jnp.float32) / 255.0
   n = clean.shape[0]
-  example_keys = jax.vmap(functools.partial(jax.random.fold_in,
-                                            jax.random.fold_in(step_key, _CORRUPT_STREAM)))(
-                                                device * n + jnp.arange(n))
-  corrupted, _ = jax.vmap(lambda k, x: jax.tree.map(lambda a: a[0], corrupt(k, x[None])))(
-      example_keys, clean)
+  corrupted, _ = corruptions.per_example(corrupt, jax.random.fold_in(step_key, _CORRUPT_STREAM),
+                                         clean, device * n + jnp.arange(n))
 
   def loss_of(params):
     variables = {"params": params}
@@ -151,7 +146,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   """
   # pmap gets devices=None (all devices of all processes) unless a test restricts it.
   devices = list(devices) if devices is not None else None
-  n_local = len(devices) if devices is not None else jax.local_device_count()
+  n_local = parallel.local_device_count(devices)
   n_global = n_local * jax.process_count()
   validate_config(config, local_device_count=n_local, process_count=jax.process_count())
   os.makedirs(workdir, exist_ok=True)
@@ -222,9 +217,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         last_log_time, last_log_step = now, step
         writer.write(step, "train", **values, steps_per_sec=sps)
         bar.set_postfix(loss=f"{values['loss']:.4g}", refresh=False)
+      host_state = None  # fetched once when both a checkpoint and an eval need it
       if step % config.checkpoint_every_steps == 0 or last:
         _flush(pending)
-        ckpt.save_latest(step, parallel.unreplicate(rstate), data_state)
+        host_state = parallel.unreplicate(rstate)
+        ckpt.save_latest(step, host_state, data_state)
       if step % config.eval_every_steps == 0 or last:
         _flush(pending)
         result = evaluator.evaluate(rstate.eval_variables())
@@ -232,7 +229,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         grid = result.grid_arrays(config.eval.num_grid_images)
         if lead and grid:
           visualize.save_grid(os.path.join(workdir, "images", f"step_{step:07d}.png"), **grid)
-        ckpt.save_best(step, parallel.unreplicate(rstate), result.means["psnr"])
+        if host_state is None:
+          host_state = parallel.unreplicate(rstate)
+        ckpt.save_best(step, host_state, result.means["psnr"])
   finally:
     bar.close()
     if train_data is not None:

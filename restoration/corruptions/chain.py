@@ -138,3 +138,15 @@ def chain(specs: Sequence[Spec], image_shape: tuple[int, int] | None = None) -> 
     return images, mask
 
   return apply
+
+
+def per_example(corrupt: Chain, key: jax.Array, images: jax.Array,
+                index: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Applies a `chain` to each image with its own key, fold_in(key, index[i]).
+
+  Image i's corruption then depends only on (key, index[i]), not on the batch it sits in or
+  on how a global batch is split over devices and hosts: the trainer passes global example
+  indices, the evaluator dataset indices.
+  """
+  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(index)
+  return jax.vmap(lambda k, x: jax.tree.map(lambda a: a[0], corrupt(k, x[None])))(keys, images)

@@ -54,7 +54,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+from restoration.imageio import IMAGE_EXTENSIONS  # one list for reading and restoring
+
 SPEC_PREFIXES = ("builtin", "builtin:color", "folder:PATH", "npz:GLOB", "tfds:NAME[:SPLIT]")
 
 BUILTIN_TRAIN = (
@@ -159,13 +160,38 @@ class Source(Sequence):
     raise NotImplementedError
 
   def __getstate__(self):
+    # grain worker processes start with an empty cache rather than a pickled copy of ours.
     state = dict(self.__dict__)
-    state["_cache"] = {}
-    state["_cache_bytes"] = 0
+    state.pop("_cache", None)
+    state.pop("_cache_bytes", None)
     return state
 
 
-class FolderSource(Source):
+class _DecodedSource(Source):
+  """A source that decodes image i on demand and keeps up to DECODE_CACHE_BYTES per process."""
+
+  _sizes: list[tuple[int, int]]
+
+  def _decode(self, i: int) -> np.ndarray:
+    raise NotImplementedError
+
+  def sizes(self) -> list[tuple[int, int]]:
+    return list(self._sizes)
+
+  def __getitem__(self, i) -> np.ndarray:
+    i = int(i)
+    cache = self.__dict__.setdefault("_cache", {})
+    a = cache.get(i)
+    if a is None:
+      a = self._decode(i)
+      used = self.__dict__.get("_cache_bytes", 0)
+      if used + a.nbytes <= DECODE_CACHE_BYTES:
+        cache[i] = a
+        self._cache_bytes = used + a.nbytes
+    return a
+
+
+class FolderSource(_DecodedSource):
   """Every image file under a folder (recursive, sorted)."""
 
   def __init__(self, path: str, channels: int, spec: str | None = None):
@@ -189,8 +215,6 @@ class FolderSource(Source):
           " searched recursively)")
     self.files = sorted(files, key=lambda p: p.replace(os.sep, "/"))
     self._sizes = [self._header_size(f) for f in self.files]
-    self._cache: dict[int, np.ndarray] = {}
-    self._cache_bytes = 0
 
   def _header_size(self, rel: str) -> tuple[int, int]:
     path = os.path.join(self.root, rel)
@@ -210,18 +234,8 @@ class FolderSource(Source):
   def name(self, i: int) -> str:
     return self.files[i].replace(os.sep, "/")
 
-  def sizes(self):
-    return list(self._sizes)
-
-  def __getitem__(self, i):
-    i = int(i)
-    a = self._cache.get(i)
-    if a is None:
-      a = decode_image_file(os.path.join(self.root, self.files[i]), self.channels)
-      if self._cache_bytes + a.nbytes <= DECODE_CACHE_BYTES:
-        self._cache[i] = a
-        self._cache_bytes += a.nbytes
-    return a
+  def _decode(self, i: int) -> np.ndarray:
+    return decode_image_file(os.path.join(self.root, self.files[i]), self.channels)
 
 
 class NpzSource(Source):
@@ -241,8 +255,7 @@ class NpzSource(Source):
     if self.offsets[-1] == 0:
       raise FileNotFoundError(f"data spec {self.spec!r}: the files matching {pattern} hold "
                               "no images")
-    self._cache: dict[int, np.ndarray] = {}
-    self._cache_bytes = 0
+    self._cache: dict[int, np.ndarray] = {}  # file index -> its whole array
 
   def _header_shape(self, path: str) -> tuple[int, ...]:
     try:
@@ -288,7 +301,7 @@ class NpzSource(Source):
 
   def __getitem__(self, i):
     f, j = self._locate(int(i))
-    arr = self._cache.get(f)
+    arr = self.__dict__.setdefault("_cache", {}).get(f)
     if arr is None:
       try:
         with np.load(self.files[f]) as z:
@@ -307,7 +320,7 @@ def _load_builtin(name: str) -> np.ndarray:
   return a
 
 
-class BuiltinSource(Source):
+class BuiltinSource(_DecodedSource):
   """scikit-image's bundled photographs, `train` or `eval` split (see module docstring)."""
 
   def __init__(self, split: str, channels: int, *, color_only: bool = False):
@@ -318,8 +331,6 @@ class BuiltinSource(Source):
     self.channels = channels
     names = BUILTIN_TRAIN if split == "train" else BUILTIN_EVAL
     self.names = tuple(n for n in names if n in BUILTIN_COLOR) if color_only else names
-    self._cache = {}
-    self._cache_bytes = 0
     self._sizes = [tuple(self[i].shape[:2]) for i in range(len(self.names))]
 
   def __len__(self) -> int:
@@ -328,16 +339,8 @@ class BuiltinSource(Source):
   def name(self, i: int) -> str:
     return self.names[i]
 
-  def sizes(self):
-    return list(self._sizes)
-
-  def __getitem__(self, i):
-    i = int(i)
-    a = self._cache.get(i)
-    if a is None:
-      a = to_channels(_load_builtin(self.names[i]), self.channels, self.names[i])
-      self._cache[i] = a
-    return a
+  def _decode(self, i: int) -> np.ndarray:
+    return to_channels(_load_builtin(self.names[i]), self.channels, self.names[i])
 
 
 class TfdsSource(Source):
@@ -387,8 +390,6 @@ class TfdsSource(Source):
       raise ValueError(f"data spec {self.spec!r}: split {split!r} is empty")
     shape = tuple(features[self.key].shape)
     self._static_hw = shape[:2] if len(shape) >= 2 and None not in shape[:2] else None
-    self._cache = {}
-    self._cache_bytes = 0
 
   def _image_key(self, features) -> str:
     keys = list(features.keys())
