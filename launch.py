@@ -3,6 +3,13 @@
   python launch.py --config=configs/unet1024.py --workdir=runs/unet1024             # train
   python launch.py --mode=eval --config=configs/unet1024.py --workdir=runs/unet1024  # evaluate
   python launch.py --mode=restore --workdir=runs/unet1024 --input='photos/*.png' --output=out/
+  python launch.py --mode=sweep --config=configs/sweeps/unet_bottleneck.py:quick --workdir=runs/ub
+  python launch.py --mode=import --config=configs/dncnn.py --from=W.mat --workdir=runs/dncnn_pub
+  python launch.py --mode=configs                      # every config, its purpose and arguments
+  python launch.py --mode=configs --config=configs/dncnn.py:quick   # its resolved fields
+
+Override any field with --config.FIELD=VALUE (documented in configs/default.py); lists take
+JSON: --config.corruption='[{"name": "gaussian_noise", "sigma": 15}]'.
 """
 
 import os
@@ -11,27 +18,49 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
-config_flags.DEFINE_config_file("config", None, "Config file, optionally with :arg.",
-                                lock_config=True)
-flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and pictures.",
-                    required=True)
-flags.DEFINE_enum("mode", "train", ["train", "eval", "restore"], "What to do.")
+from restoration import cli  # noqa: E402
+
+__doc__ += "\n" + cli.describe_configs() + "\n"  # what --help prints above the flags
+flags.DEFINE_string("config", None, "Config file PATH[:ARG,...] (listed above); relative to "
+                    "the current directory or to this launcher.")
+flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and pictures.")
+flags.DEFINE_enum("mode", "train", ["train", "eval", "restore", "sweep", "import", "configs"],
+                  "What to do (import: published weights -> a workdir; configs: list the "
+                  "configs, or print --config's fields).")
 flags.DEFINE_integer("step", None, "eval/restore: checkpoint step (default: the best).")
 flags.DEFINE_string("input", None, "restore: an image file, a folder or a glob.")
 flags.DEFINE_string("output", None, "restore: output folder (inputs are never overwritten).")
 flags.DEFINE_bool("overwrite", False, "restore: replace existing output files.")
+flags.DEFINE_enum("sweep_emit", "none", ["none", "slurm"],
+                  "sweep: run every run here (none) or write a SLURM job array (slurm).")
+flags.DEFINE_string("from", None, "import: published weights to import (a DnCNN .mat file).")
+flags.DEFINE_bool("debug", False, "Show full tracebacks for user errors (bad config, data).")
 FLAGS = flags.FLAGS
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+def main(args: cli.Args):
+  if len(args.argv) > 1:
+    cli.fail(f"unexpected arguments {args.argv[1:]} (flags are --name=value)")
+  cli.run_guarded(lambda: _run(args.overrides), debug=FLAGS.debug)
+
+
+def _run(overrides):
+  config, config_path = None, None
+  if FLAGS.config:
+    config, config_path = cli.load_config(FLAGS.config, overrides)
+  elif overrides:
+    raise ValueError("--config.* overrides need --config=FILE")
+  if FLAGS.mode == "configs":
+    print(config if config is not None else cli.describe_configs())
+    return
+  if not FLAGS.workdir:
+    raise ValueError(f"--workdir is required for --mode={FLAGS.mode}")
   from restoration import run  # pylint: disable=g-import-not-at-top
-  run.main(FLAGS.mode, FLAGS.config, FLAGS.workdir, step=FLAGS.step, input_path=FLAGS.input,
-           output_dir=FLAGS.output, overwrite=FLAGS.overwrite)
+  run.main(FLAGS.mode, config, FLAGS.workdir, step=FLAGS.step, input_path=FLAGS.input,
+           output_dir=FLAGS.output, overwrite=FLAGS.overwrite, sweep_emit=FLAGS.sweep_emit,
+           config_path=config_path, from_path=FLAGS["from"].value)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=cli.parse_argv)

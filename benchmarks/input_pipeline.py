@@ -13,7 +13,7 @@ For the device-resident mode: `load_device_data` once, then jitted `sample_patch
 
 Nothing consumes the batches, so the numbers are the pipeline alone.
 
-  /work/venv/bin/python benchmarks/input_pipeline.py \
+  python benchmarks/input_pipeline.py \
       [--dncnn_path=DIR] [--unet_path=DIR] [--workers=0,1,2] [--seconds=4]
 """
 

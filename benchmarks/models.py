@@ -28,7 +28,7 @@ SIZE = 128
 
 def _inputs(name: str, channels: int):
   x = jax.ShapeDtypeStruct((1, SIZE, SIZE, channels), jnp.float32)
-  return (x, x) if name == "patchgan" else (x,)
+  return (x, x) if name in ("patchgan", "pixelcnn") else (x,)
 
 
 def param_count(name: str, channels: int) -> int:

@@ -47,11 +47,10 @@ def make_quick(c: ml_collections.ConfigDict, *, steps: int = 300) -> None:
   c.data.eval_crop = 64
   c.data.eval_max_images = 4
   c.data.eval_batch_size = 4
-  c.eval.num_grid_images = 4
 
 
 # Camera-shake deblurring with the 8 real Levin et al. (2009) kernels, one drawn per image.
-# Reads ../shared/data/deblur/Levin09/kernels (relative to the working directory).
+# Reads shared/data/deblur/Levin09/kernels beside the checkout (corruptions.DEFAULT_KERNEL_DIR).
 LEVIN_BLUR = [{"name": "blur", "kernel": "levin09:random"}]
 # Self-contained default: Gaussian blur of random width, plus faint sensor noise.
 GAUSSIAN_BLUR = [{"name": "gaussian_blur", "sigma": (1.0, 2.5)},
@@ -67,7 +66,6 @@ DEBLUR_SWEEP = {
 def deblurring(*, levin: bool) -> ml_collections.ConfigDict:
   """The deblurring task of 128x128 RGB crops that the U-Net and CvT configs share."""
   c = base()
-  c.data.channels = 3
   c.patch_size = 128
   c.batch_size = 8
   c.total_steps = 100_000
@@ -88,3 +86,22 @@ def make_quick_deblurring(c: ml_collections.ConfigDict) -> None:
   c.patch_size = 32
   c.batch_size = 8
   c.optimizer.warmup_steps = 20
+
+
+def full_size_blocks(c: ml_collections.ConfigDict) -> None:
+  """The 128 px damaged-photo schedule the mask and inpainting configs share."""
+  c.patch_size = 128
+  c.total_steps = 50_000
+  c.eval_every_steps = 2_000
+  c.checkpoint_every_steps = 2_000
+  c.data.eval_crop = 128
+  c.optimizer.schedule = "cosine"
+  c.optimizer.warmup_steps = 500
+
+
+def quick_blocks(c: ml_collections.ConfigDict) -> None:
+  """`make_quick` plus the 32 px crops the mask and inpainting quick variants train on."""
+  make_quick(c, steps=300)
+  c.patch_size = 32
+  c.batch_size = 8
+  c.optimizer.learning_rate = 3e-3

@@ -4,6 +4,7 @@
   python launch.py --config=configs/cvt.py:quick --workdir=runs/cvt_quick
 
 Arguments: `quick`, `levin` (real camera-shake kernels from ../shared/data).
+
 Real data: as in configs/unet1024.py.
 """
 

@@ -10,14 +10,18 @@ Data specs (`data.train`, `data.eval`):
   folder:PATH        every PNG/JPEG/BMP/TIFF under PATH, recursively
   npz:GLOB           uint8 NHWC arrays under key `image` in the files matching GLOB
   tfds:NAME[:SPLIT]  a prepared tensorflow-datasets dataset (random access, no TensorFlow)
+  pairs:IN,TARGET    (input, target) image pairs of two folders matched by file stem
+                     (config.task='paired'; eval of any task also accepts them)
 """
 
 import ml_collections
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """Returns the default config. `arg` is unused here (kept for a uniform signature)."""
-  del arg
+  """Returns the default config; it takes no arguments (ValueError for any, e.g. `:quick`)."""
+  if arg:
+    raise ValueError(f"configs/default.py takes no arguments, got {arg!r}; quick variants: "
+                     "configs/dncnn.py:quick, configs/unet1024.py:quick, ... (--mode=configs)")
   c = ml_collections.ConfigDict()
 
   # --- Run length and cadence (all in optimizer steps) -------------------------------------
@@ -28,26 +32,84 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.log_every_steps = 50              # train metrics -> metrics.jsonl / TensorBoard / console
   c.eval_every_steps = 1_000          # eval on data.eval (also done at the last step)
   c.checkpoint_every_steps = 1_000    # latest checkpoint cadence (also saved at the last step)
+  c.checkpoint_every_minutes = 5.0    # also a checkpoint every N minutes of wall time, so an
+                                      # interrupted long run keeps its work (0: steps only)
   c.keep_checkpoints = 2              # how many 'latest' checkpoints Orbax keeps (best kept too)
   c.ema_decay = 0.0                   # >0 keeps an exponential moving average of params for eval
+  c.init_from = ""                    # a workdir (trained or --mode=import): start from its best
+                                      # model variables, with its model name/kwargs/channels
+                                      # (warned if they differ) and a fresh optimizer
+
+  # --- Task (restoration.tasks registry) ------------------------------------------------------
+  c.task = "supervised"               # supervised: corrupt clean crops, regress them back
+                                      # adversarial: pix2pix, restorer vs conditional
+                                      # discriminator (config.adversarial)
+                                      # paired: data.train=pairs:IN,TARGET, corruption on IN
+                                      # mask: predict the corruption's damage mask (loss:
+                                      #   bce / dice; model out_channels=1, residual=False)
+                                      # inpaint: image + mask channel -> filled image
+                                      # autoregressive: a PixelCNN (model.name='pixelcnn')
+                                      # learns p(clean | corrupted) by exact NLL (config.loss
+                                      # unused); configs/pixelcnn.py
+  c.inpaint = ml_collections.ConfigDict()
+  c.inpaint.valid_weight = 0.1        # inpaint: loss weight on the known pixels (holes: 1)
+
+  # --- Chained restore (--mode=restore; restoration.chained) -----------------------------------
+  # Workdirs of three trained runs; with `mask` set, restore runs mask -> colorize -> inpaint
+  # on the user's (gray, damaged) photos instead of the --workdir model. See configs/pipeline.py.
+  c.pipeline = ml_collections.ConfigDict()
+  c.pipeline.mask = ""                # a task='mask' run ('' = no chained restore)
+  c.pipeline.colorize = ""            # a gray -> RGB restorer (configs/colorize.py)
+  c.pipeline.inpaint = ""             # a task='inpaint' run on RGB
+  c.pipeline.threshold = 0.5          # damaged where the mask probability exceeds this
+  c.pipeline.save_masks = False       # also write <name>_mask.png
+
+  # Autoregressive task: how its eval / restore decode (restoration.tasks.autoregressive).
+  c.autoregressive = ml_collections.ConfigDict()
+  c.autoregressive.decode = "mean"    # deterministic decode = predict / eval psnr: 'mean' (each
+                                      # sub-pixel its rounded conditional expectation, greedy in
+                                      # raster order) | 'mode' (its most probable value)
+  c.autoregressive.temperature = 1.0  # eval's sampled decode (psnr_sample): softmax temperature
+  c.autoregressive.sample_seed = 0    # eval's sampled decode: fixed key jax.random.key(seed),
+                                      # the same for every image
 
   # --- Model (restoration.models registry) --------------------------------------------------
   c.model = ml_collections.ConfigDict()
-  c.model.name = "unet"               # cnn | dncnn | unet | unet512 | unet1024 | cvt
-                                      # (patchgan is a discriminator: not trainable alone)
+  c.model.name = "unet"               # cnn | dncnn | unet | unet512 | unet1024 | cvt | vgg_unet
+                                      # (patchgan is a discriminator: not trainable alone;
+                                      # pixelcnn only with task='autoregressive')
   c.model.dtype = "float32"           # computation dtype: float32 | bfloat16 | float16; params
                                       # stay float32 (use bfloat16 on GPU/TPU for speed)
   # Constructor overrides, e.g. features, depth. The command line can only override keys a
   # config sets (configs are locked against typos); add new keys in a config file.
   c.model.kwargs = ml_collections.ConfigDict()
+  # vgg_unet only (ValueError for other models): training-time switches, not in checkpoints.
+  c.model.freeze_encoder = False      # True: the VGG encoder gets zero updates
+                                      # (optax.multi_transform + set_to_zero); decoder trains
+  c.model.encoder_weights = ""        # VGG19 weights file (.h5/.npz, as perceptual.weights_path)
+                                      # loaded into the encoder at step 0; '' = random init
 
   # --- Task: corruption chain and loss --------------------------------------------------------
   # A list of {'name': ..., **params} dicts for restoration.corruptions.chain, applied in order
   # on the device inside the train step, freshly drawn every step.
   c.corruption = [{"name": "gaussian_noise", "sigma": 25.0}]
   # Loss: name -> weight; the total is the weighted sum. Names: mse, l1, charbonnier, ssim
-  # (ssim means 1 - SSIM).
+  # (ssim means 1 - SSIM), perceptual (the VGG loss of config.perceptual; training only: the
+  # eval tables' `loss` column is the other terms' sum, as eval loads no VGG).
   c.loss = ml_collections.ConfigDict({"mse": 1.0})
+  # Perceptual loss on VGG19 features (restoration.perceptual), also the source of the
+  # vgg_unet encoder's pretrained weights. Nothing is downloaded: point weights_path at
+  # Keras' vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 or an .npz converted from it
+  # (`python -m restoration.vgg_weights in.h5 out.npz`).
+  c.perceptual = ml_collections.ConfigDict()
+  c.perceptual.weights_path = ""      # '' = not configured (building the loss then raises)
+  c.perceptual.layers = ("relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_4")
+                                      # any convK_J (pre-ReLU) / reluK_J / poolK, K = 1..5
+  c.perceptual.layer_weights = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)  # one per layer
+                                      # (pix2pixHD's: the deeper, more semantic, count more)
+  c.perceptual.distance = "l1"        # l1 | l2: mean |a - b| or (a - b)^2 of the features
+  c.perceptual.widths = (64, 128, 256, 512, 512)  # VGG19 block widths of the weights file
+                                      # (the real VGG19's; only tests' random files are narrower)
 
   # --- Optimizer (optax) ------------------------------------------------------------------------
   c.optimizer = ml_collections.ConfigDict()
@@ -63,6 +125,23 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer.weight_decay = 0.0      # adamw: decoupled weight decay
   c.optimizer.momentum = 0.9          # sgd: Nesterov-free heavy-ball momentum
   c.optimizer.grad_clip_norm = 0.0    # >0 clips the global gradient norm
+  c.optimizer.b1 = 0.9                # adam/adamw: first-moment decay (GANs use 0.5)
+
+  # --- Adversarial task (config.task = 'adversarial': pix2pix, restoration.tasks.adversarial) --
+  # The restorer (config.model) is the generator G; D sees (corrupted, candidate). Per step:
+  # d_steps updates of D, then one of G minimising g_adv + l1_weight * (config.loss's sum).
+  c.adversarial = ml_collections.ConfigDict()
+  c.adversarial.loss = "vanilla"      # vanilla (non-saturating BCE) | lsgan | hinge
+  c.adversarial.l1_weight = 100.0     # pix2pix's lambda: weight of config.loss (e.g. {'l1': 1})
+                                      # against the adversarial term (weight 1)
+  c.adversarial.d_steps = 1           # discriminator updates per generator update, each on a
+                                      # fresh corruption draw of the step's clean crops
+  c.adversarial.r1_gamma = 0.0        # >0 adds the R1 penalty gamma/2 E||grad D(real)||^2
+  c.adversarial.discriminator = ml_collections.ConfigDict()
+  c.adversarial.discriminator.name = "patchgan"  # a conditional discriminator of the registry
+  c.adversarial.discriminator.kwargs = ml_collections.ConfigDict()  # e.g. n_layers, features
+  # D's optimizer: the same fields as config.optimizer (own learning rate and schedule).
+  c.adversarial.d_optimizer = ml_collections.ConfigDict(c.optimizer.to_dict())
 
   # --- Data ---------------------------------------------------------------------------------------
   c.data = ml_collections.ConfigDict()
@@ -93,5 +172,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                       # and restore; eval during training runs whole images)
   c.eval.tile_overlap = 32            # overlap between tiles (blended)
   c.eval.self_ensemble = False        # average over the 8 flips/rotations
+  c.eval.memory_budget_mb = 4096.0    # device memory one eval model call may plan for (XLA's
+                                      # estimate); larger images are tiled automatically with
+                                      # the largest tile that fits (eval, training evals)
   c.eval.num_grid_images = 4          # images in the clean|corrupted|restored grid PNGs
   return c

@@ -4,6 +4,7 @@
   python launch.py --config=configs/lowlight.py:quick --workdir=runs/lowlight_quick
 
 Arguments: `quick`, `amount=F` (salt & pepper fraction, default 0.02).
+
 Real data, e.g. --config.data.train=folder:../shared/data/denoise/train/CBSD432
                 --config.data.eval=folder:../shared/data/denoise/test/CBSD68
 """
@@ -16,9 +17,6 @@ def get_config(arg: str | None = None):
   c = common.base()
   c.model.name = "cnn"
   c.model.kwargs = {"depth": 16, "features": 64, "residual": True}
-  c.data.channels = 3
-  c.patch_size = 64
-  c.batch_size = 16
   c.total_steps = 60_000
   c.eval_every_steps = 2_000
   c.checkpoint_every_steps = 2_000

@@ -4,6 +4,8 @@ Identical to configs/unet1024.py (same task, data, optimizer, arguments `quick` 
 except for the bottleneck width, so the two runs compare the bottleneck alone:
 
   python launch.py --config=configs/unet512.py --workdir=runs/unet512
+
+Arguments: `quick`, `levin` (as in configs/unet1024.py).
 """
 
 from configs import unet1024

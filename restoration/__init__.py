@@ -1,12 +1,14 @@
-"""JAX/Flax image restoration: corruptions, models, data, training and evaluation.
+"""JAX/Flax image restoration: corruptions, models, data, tasks, training and evaluation.
 
-Layers (a module imports only from layers below it; none imports from launch.py):
-  corruptions, models, metrics, imageio                (nothing of ours)
-  data                                                  (imageio's IMAGE_EXTENSIONS)
-  losses, optim, parallel, inference, visualize, logging, checkpoints
-  state                                                 (models, parallel)
-  evaluate                                              (corruptions, data, metrics, inference, ...)
-  train, eval_mode, restore                             (the modes; restore reuses
-                                                        eval_mode's checkpoint loading)
-  run                                                   (what launch.py calls)
+Rooms (a module imports only from rooms above it; none imports launch.py, and no module
+imports a mode module (train, eval_mode, restore) except run.py):
+  image_ops                                  pad, dihedral transforms, luma, channels
+  corruptions, models, metrics, image_files  (image_ops)
+  data                                       sources and pipelines (image_files: one decoder)
+  losses, optim, parallel, any_size, visualize, run_log
+  evaluate                                   EvalOptions, the Evaluator, the eval step
+  checkpoints                                the workdir's checkpoints; load_run for eval/restore
+  tasks                                      a task per kind of training (registry: config.task)
+  train, eval_mode, restore                  the modes
+  run                                        what launch.py calls
 """

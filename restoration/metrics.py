@@ -12,6 +12,10 @@ Conventions (all inputs are batched NHWC float images with values in [0, max_val
 * ``quantize=True``: both images are clipped to [0, 1] and rounded to uint8 levels,
   ``round(x * 255) / 255`` (round-half-to-even, like NumPy / BasicSR's ``tensor2img``).
   It is applied before the Y conversion, i.e. it emulates saving the images as 8-bit files.
+  The evaluator applies it to the restored output and the (8-bit) clean reference only: the
+  corrupted input is measured as the model received it (`input_options`), as denoising papers
+  do (MATLAB ``im2uint8(output)``; the noisy input stays unclipped floats). The convention
+  name says so with the suffix ``_uint8out``.
 * ``y_channel=True``: RGB is converted to the luma channel of YCbCr with the ITU-R BT.601
   formula used by MATLAB's ``rgb2ycbcr``::
 
@@ -48,7 +52,7 @@ import dm_pix as pix
 import jax
 import jax.numpy as jnp
 
-__all__ = ["psnr", "ssim", "rgb_to_y", "convention_name", "SSIM_FILTER_SIZE"]
+__all__ = ["psnr", "ssim", "rgb_to_y", "convention_name", "input_options", "SSIM_FILTER_SIZE"]
 
 SSIM_FILTER_SIZE = 11
 SSIM_FILTER_SIGMA = 1.5
@@ -83,19 +87,31 @@ def rgb_to_y(images: jax.Array) -> jax.Array:
 
 
 def convention_name(*, y_channel: bool, crop_border: int, quantize: bool) -> str:
-  """Short name of an evaluation convention, e.g. 'rgb', 'y', 'rgb_crop4', 'y_crop4_uint8'.
+  """Short name of an evaluation convention, e.g. 'rgb', 'y', 'rgb_crop4', 'y_crop4_uint8out'.
 
   'rgb' means "all channels as given" (also for grayscale data); 'y' means the BT.601 luma
-  channel; ``_crop{k}`` a k-pixel border crop (omitted for k = 0); ``_uint8`` that both images
-  were rounded to 8-bit levels first.
+  channel; ``_crop{k}`` a k-pixel border crop (omitted for k = 0); ``_uint8out`` that the
+  restored output and the reference were rounded to 8-bit levels first while the corrupted
+  input was measured unrounded (`input_options`). (Results named ``_uint8`` came from an
+  older evaluator that also clipped and rounded the corrupted input for input_psnr/ssim.)
   """
   crop_border = _check_crop(crop_border)
   name = "y" if y_channel else "rgb"
   if crop_border:
     name += f"_crop{crop_border}"
   if quantize:
-    name += "_uint8"
+    name += "_uint8out"
   return name
+
+
+def input_options(options: dict) -> dict:
+  """The metric options for the corrupted INPUT, given those of the restored output.
+
+  ``quantize`` emulates saving the restored output as an 8-bit file; the input is measured as
+  the model received it (e.g. unclipped Gaussian noise, whose PSNR is 20 log10(255 / sigma)),
+  so it is dropped. ``y_channel`` and ``crop_border`` apply to both.
+  """
+  return {**options, "quantize": False}
 
 
 def psnr(

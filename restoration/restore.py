@@ -4,13 +4,16 @@
 
 No corruption is applied. Every output keeps its input's size, channel layout (gray stays gray,
 RGB stays RGB, an alpha channel is re-attached unchanged) and bit depth (8 / 16); JPEG inputs
-are written as PNG. The model (model.name, model.kwargs) and `data.channels` come from the
-workdir's config.json (`eval_mode.training_config`); the model sees that many channels (inputs
-are converted with `imageio.to_channels` and converted back). All output paths are decided before any image is
-processed (`plan_outputs`): an existing output file is refused unless `overwrite`, and
-an input is never overwritten, even with it. Inference uses config.eval.tile / tile_overlap /
-self_ensemble through `inference.restore`; untiled images are padded to shape buckets of
-`bucket` px so a folder of many sizes compiles only a few times.
+are written as PNG. The model and its channels come from the checkpoint's meta
+(`checkpoints.load_run`); the model sees that many channels (inputs are converted with
+`image_ops.to_channels` and back). All output paths are decided before any image is processed
+(`plan_outputs`): an existing output file is refused unless `overwrite`, and an input is never
+overwritten, even with it. Inference uses config.eval.tile / tile_overlap / self_ensemble
+through `any_size.apply`. Models that pad internally anyway (U-Net, CvT: `inference.multiple`
+> 1) run untiled images padded to shape buckets of `bucket` px, so a folder of many sizes
+compiles only a few times; models without such a multiple (CNN, DnCNN) run every image at its
+own size, so the borders see the model's own zero padding and the output is exactly the
+network's (one compilation per distinct size).
 """
 
 import functools
@@ -25,38 +28,42 @@ import numpy as np
 import tqdm
 from absl import logging
 
-from restoration import eval_mode
+from restoration import any_size
+from restoration import chained
+from restoration import checkpoints
 from restoration import evaluate
-from restoration import imageio
-from restoration import inference
-from restoration import state as state_lib
+from restoration import image_files
+from restoration import image_ops
+from restoration import tasks
 
 DEFAULT_BUCKET = 32
 
 
-def restore_array(
+def restore_image(
     apply,
     image: np.ndarray,
     *,
-    model_channels: int,
-    config: ml_collections.ConfigDict,
-    multiple: int = 1,
+    inference,
     bucket: int | None = DEFAULT_BUCKET,
 ) -> np.ndarray:
-  """One float HWC image in [0, 1] (1 or 3 channels) -> restored, same shape, clipped."""
-  x = imageio.to_channels(np.asarray(image, np.float32), model_channels)
-  tile = int(config.eval.tile)
-  y = inference.restore(
-      apply,
-      x,
-      multiple=multiple,
-      tile=max(tile, 0),
-      overlap=int(config.eval.tile_overlap),
-      self_ensemble=bool(config.eval.self_ensemble),
-      bucket=bucket if tile <= 0 else None,
-  )
-  y = imageio.to_channels(np.clip(y, 0.0, 1.0), image.shape[-1])
-  return y
+  """One float HWC image in [0, 1] (1 or 3 channels) -> restored, same shape, clipped.
+
+  `apply(x)`: the jitted model with its variables bound; `inference`: the run's
+  `tasks.Inference` (channels, spatial multiple, tile / ensemble options).
+  """
+  o = inference.options
+  x = image_ops.to_channels(np.asarray(image, np.float32), inference.channels)
+  y = any_size.apply(apply, x, multiple=inference.multiple, tile=o.tile,
+                     overlap=o.tile_overlap, self_ensemble=o.self_ensemble,
+                     bucket=bucket if o.tile <= 0 and inference.multiple > 1 else None)
+  y = np.asarray(inference.to_image(y))  # e.g. a mask model's logits -> probabilities
+  return image_ops.to_channels(np.clip(y, 0.0, 1.0), image.shape[-1])
+
+
+def jit_predict(inference):
+  """`(variables, x) -> restored`, jitted with the variables as an argument, not constants:
+  one compilation per input shape whatever their values."""
+  return jax.jit(inference.predict)
 
 
 def _walk_images(directory: str) -> list[str]:
@@ -66,7 +73,7 @@ def _walk_images(directory: str) -> list[str]:
     found.extend(
         os.path.join(root, f)
         for f in files
-        if os.path.splitext(f)[1].lower() in imageio.IMAGE_EXTENSIONS
+        if os.path.splitext(f)[1].lower() in image_files.IMAGE_EXTENSIONS
     )
   return found
 
@@ -97,13 +104,13 @@ def expand_inputs(path_or_glob: str) -> list[str]:
     for match in glob.glob(pattern, recursive=True):
       if os.path.isdir(match):
         found.extend(_walk_images(match))
-      elif os.path.isfile(match) and os.path.splitext(match)[1].lower() in imageio.IMAGE_EXTENSIONS:
+      elif os.path.isfile(match) and os.path.splitext(match)[1].lower() in image_files.IMAGE_EXTENSIONS:
         found.append(match)
   found = sorted(set(os.path.normpath(p) for p in found))
   if not found:
     raise FileNotFoundError(
         f"no images match {path_or_glob!r} (expected an image file, a directory containing "
-        f"{'/'.join(e[1:] for e in imageio.IMAGE_EXTENSIONS)} files, or a glob pattern)"
+        f"{'/'.join(e[1:] for e in image_files.IMAGE_EXTENSIONS)} files, or a glob pattern)"
     )
   return found
 
@@ -136,7 +143,7 @@ def plan_outputs(
     rel = os.path.relpath(abs_src, common)
     stem, ext = os.path.splitext(rel)
     dst = os.path.join(
-        output_dir, rel if ext.lower() in imageio.LOSSLESS_EXTENSIONS else stem + ".png"
+        output_dir, rel if ext.lower() in image_files.LOSSLESS_EXTENSIONS else stem + ".png"
     )
     key = os.path.normcase(os.path.realpath(dst))
     if key in seen:
@@ -176,47 +183,65 @@ def run(
 ) -> list[str]:
   """Restores every image named by `input_path` (file, folder or glob) into `output_dir`.
 
-  Returns the written paths. Raises (before anything is processed or written)
-  ValueError for a bad eval field (`evaluate.validate_eval_config`), FileNotFoundError when
+  Returns the written paths. Unreadable inputs are skipped (warning) and, after the others
+  are written, reported by `RestoreFailures` (a SystemExit, status 1). Raises (before
+  anything is processed or written)
+  ValueError for a bad eval field (`evaluate.EvalOptions`), FileNotFoundError when
   nothing matches `input_path` or the checkpoint is missing, FileExistsError for an existing
   output without `overwrite`, ValueError when an output would replace an input.
   """
-  evaluate.validate_eval_config(config)
-  config = eval_mode.training_config(config, workdir)
+  options = evaluate.EvalOptions.from_config(config)  # bad fields fail before any work
   inputs = expand_inputs(input_path)
   plan = plan_outputs(inputs, output_dir, overwrite=overwrite)
-  model = state_lib.build_model(config)
-  variables, ckpt_step, which = eval_mode.load_variables(config, workdir, step=step)
+  if chained.enabled(config):  # mask -> colourise -> inpaint of three runs; workdir unused
+    return chained.run(config, plan, output_dir, overwrite=overwrite)
+  trained = checkpoints.load_run(workdir, step=step)
+  inference = tasks.inference_for(trained.meta, config, options=options)
+  if inference.needs_mask:
+    raise ValueError(f"{workdir!r} is a {trained.meta['task']!r} checkpoint: its model also "
+                     "needs the damage mask, which users' images do not carry")
   if jax.process_index() != 0:  # restore mode is single-process work; the others idle
     return []
-  # Jitted once with the variables as an argument (placed on the device once), not constants.
-  apply = functools.partial(evaluate.jit_apply(model), jax.device_put(variables))
-  multiple = eval_mode.model_multiple(config)
-  channels = int(config.data.channels)
-  logging.info(
-      "restore: %d images with the %s checkpoint (step %d) of %s -> %s",
-      len(plan),
-      which,
-      ckpt_step,
-      workdir,
-      output_dir,
-  )
+  apply = functools.partial(jit_predict(inference), jax.device_put(trained.variables))
+  logging.info("restore: %d images with the %s checkpoint (step %d) of %s -> %s", len(plan),
+               trained.which, trained.step, workdir, output_dir)
   start = time.time()
-  written = []
+  written, failed, converted = [], [], 0
   for src, dst in tqdm.tqdm(plan, desc="restore", unit="image", dynamic_ncols=True):
     try:
-      image, info = imageio.read_image(src)
-      restored = restore_array(
-          apply, image, model_channels=channels, config=config, multiple=multiple, bucket=bucket
-      )
-      written.append(imageio.write_image(dst, restored, info, overwrite=overwrite))
-    except Exception as e:
-      e.add_note(f"while restoring {src} -> {dst}")
-      raise
+      image, info = image_files.read_image(src)
+    except (OSError, ValueError) as e:  # unreadable input: report it, go on with the others
+      failed.append(f"{src} ({str(e).splitlines()[0]})")
+      logging.warning("restore: skipping unreadable %s: %s", src, e)
+      continue
+    converted += image.shape[-1] != inference.channels
+    restored = restore_image(apply, image, inference=inference, bucket=bucket)
+    written.append(image_files.write_image(dst, restored, info, overwrite=overwrite))
+  if converted:
+    logging.warning("restore: %d input(s) did not have the model's %d channel(s); they were "
+                    "converted for the model (%s) and back", converted, inference.channels,
+                    "RGB -> luma" if inference.channels == 1 else "gray repeated")
   summary = (
-      f"restored {len(written)} image(s) into {output_dir} with the {which} checkpoint "
-      f"(step {ckpt_step}) in {time.time() - start:.1f}s"
+      f"restored {len(written)} image(s) into {output_dir} with the {trained.which} checkpoint "
+      f"(step {trained.step}) in {time.time() - start:.1f}s"
   )
   logging.info(summary)
   print(summary, flush=True)
+  if failed:
+    raise RestoreFailures(failed)
   return written
+
+
+class RestoreFailures(SystemExit):
+  """Some inputs could not be read; the others were restored. Exit status 1."""
+
+  def __init__(self, failed: list[str]):
+    more = f" (and {len(failed) - 10} more)" if len(failed) > 10 else ""
+    self.failed = failed
+    self.message = (f"restore: {len(failed)} input(s) could not be read and were skipped: "
+                    f"{'; '.join(failed[:10])}{more}")
+    print(self.message, flush=True)
+    super().__init__(1)
+
+  def __str__(self) -> str:
+    return self.message

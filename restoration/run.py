@@ -1,12 +1,14 @@
 """What launch.py calls: process set-up, then train, eval or restore."""
 
 import importlib.util
+import os
 import logging as py_logging
 
 import ml_collections
 from absl import logging
 
-from restoration import logging as rlog
+from restoration import config_fields
+from restoration import run_log
 from restoration import parallel
 
 
@@ -31,14 +33,18 @@ class _QuietLibraries(py_logging.Filter):
 
 def main(mode: str, config: ml_collections.ConfigDict | None, workdir: str, *,
          step: int | None = None, input_path: str | None = None,
-         output_dir: str | None = None, overwrite: bool = False) -> None:
+         output_dir: str | None = None, overwrite: bool = False,
+         sweep_emit: str = "none", config_path: str | None = None,
+         from_path: str | None = None) -> None:
   logging.get_absl_handler().addFilter(_QuietLibraries())
   hide_tensorflow_from_accelerators()
   parallel.maybe_initialize_distributed()
   if config is None:
-    if mode == "train":
-      raise ValueError("--config is required for --mode=train")
-    config = rlog.read_config(workdir)
+    if mode in ("train", "sweep", "import"):
+      raise ValueError(f"--config is required for --mode={mode}")
+    config = run_log.read_config(workdir)
+  if mode in ("eval", "restore"):  # train checks in train_and_evaluate; sweep has its own
+    config_fields.check(config, config_path or os.path.join(workdir, "config.json"))
   logging.info("mode=%s workdir=%s", mode, workdir)
   if mode == "train":
     from restoration import train  # pylint: disable=g-import-not-at-top
@@ -51,5 +57,13 @@ def main(mode: str, config: ml_collections.ConfigDict | None, workdir: str, *,
       raise ValueError("--mode=restore needs --input (file, folder or glob) and --output")
     from restoration import restore  # pylint: disable=g-import-not-at-top
     restore.run(config, workdir, input_path, output_dir, step=step, overwrite=overwrite)
+  elif mode == "sweep":
+    from restoration import sweep  # pylint: disable=g-import-not-at-top
+    sweep.run(config, workdir, config_path=config_path, emit=sweep_emit)
+  elif mode == "import":
+    if not from_path:
+      raise ValueError("--mode=import needs --from=PATH (e.g. a released DnCNN .mat file)")
+    from restoration import import_mode  # pylint: disable=g-import-not-at-top
+    import_mode.run(config, workdir, from_path)
   else:
-    raise ValueError(f"--mode={mode!r}; allowed: train, eval, restore")
+    raise ValueError(f"--mode={mode!r}; allowed: train, eval, restore, sweep, import")

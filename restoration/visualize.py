@@ -93,8 +93,10 @@ def save_grid(
     psnr_corrupted: Sequence[float] | None = None,
     psnr_restored: Sequence[float] | None = None,
     titles: Sequence[str] = ("clean", "corrupted", "restored"),
-) -> None:
-  """Writes a PNG with one row per image: clean | corrupted | restored.
+) -> np.ndarray:
+  """Writes a PNG with one row per image: clean | corrupted | restored; returns its pixels
+  (long for its layout arithmetic, kept together so the panel geometry reads in one place)
+  (uint8 [height, width, 3], e.g. for TensorBoard).
 
   Args:
     path: output PNG path; parent directories are created, an existing file is overwritten.
@@ -157,6 +159,7 @@ def save_grid(
         _draw_centered(draw, font, captions[col][row], x, y + ph, pw, CAPTION)
   _makedirs_for(path)
   canvas.save(path, format="PNG")
+  return np.asarray(canvas)
 
 
 def _to_uint8_rgb(x, name: str) -> np.ndarray:
@@ -263,17 +266,22 @@ def plot_curves(metrics_jsonl_path: str, out_dir: str) -> list[str]:
 
   Writes, in this order and only when the data exists (at least one finite value):
 
-  * ``loss.png``: train ``loss`` vs step (log y axis when all values are > 0);
+  * ``loss.png``: train ``loss`` (adversarial runs: ``g_l1``) vs step (log y axis when all
+    values are > 0);
+  * ``gan.png``: adversarial runs' ``g_adv``, ``d_loss``, ``d_real``, ``d_fake`` vs step;
   * ``psnr.png``: eval ``psnr`` and ``input_psnr`` vs step (dB);
   * ``ssim.png``: eval ``ssim`` and ``input_ssim`` vs step;
-  * ``learning_rate.png``: train ``learning_rate`` vs step.
+  * ``learning_rate.png``: train ``learning_rate`` (and ``d_learning_rate``) vs step.
 
   Every PNG is ``FIGSIZE`` x ``DPI`` = 6.4 x 4.0 in at 100 dpi = exactly 640 x 400 pixels.
   """
   events = read_metrics(metrics_jsonl_path)
   title = os.path.basename(os.path.dirname(os.path.abspath(metrics_jsonl_path)))
   specs = [
-      ("loss.png", "train", [("loss", "train loss")], "loss", True),
+      ("loss.png", "train", [("loss", "train loss"), ("g_l1", "generator L1")], "loss", True),
+      ("gan.png", "train", [("g_adv", "G adversarial"), ("d_loss", "D loss"),
+                            ("d_real", "D(real) mean logit"), ("d_fake", "D(fake) mean logit")],
+       "adversarial terms", False),
       (
           "psnr.png",
           "eval",
@@ -288,7 +296,9 @@ def plot_curves(metrics_jsonl_path: str, out_dir: str) -> list[str]:
           "SSIM",
           False,
       ),
-      ("learning_rate.png", "train", [("learning_rate", "learning rate")], "learning rate", False),
+      ("learning_rate.png", "train", [("learning_rate", "learning rate"),
+                                      ("d_learning_rate", "D learning rate")],
+       "learning rate", False),
   ]
   written = []
   for filename, kind, fields, ylabel, log_y in specs:
@@ -311,7 +321,8 @@ def plot_curves(metrics_jsonl_path: str, out_dir: str) -> list[str]:
 
 
 def compare_runs(
-    workdirs: list[str], out_path: str, *, metric: str = "psnr", kind: str = "eval"
+    workdirs: list[str], out_path: str, *, metric: str = "psnr", kind: str = "eval",
+    labels: Sequence[str] | None = None,
 ) -> str:
   """Overlays one metric from several runs in a single 640 x 400 PNG; returns ``out_path``.
 
@@ -322,6 +333,8 @@ def compare_runs(
     out_path: PNG path; parent directories are created.
     metric: field to plot (e.g. 'psnr', 'ssim', 'input_psnr').
     kind: event kind holding the field ('eval' by default, 'train' for e.g. 'loss').
+    labels: legend labels, one per workdir (default: the basenames). `restoration.compare`
+      is the command line, and checks that the runs were evaluated alike.
 
   Raises:
     FileNotFoundError: a workdir has no metrics.jsonl.
@@ -341,8 +354,11 @@ def compare_runs(
       raise FileNotFoundError(f"compare_runs: no metrics.jsonl at {p}")
     paths.append(p)
     run_dirs.append(os.path.normpath(run_dir))
-  labels = [os.path.basename(d) for d in run_dirs]
-  labels = [d if labels.count(l) > 1 else l for d, l in zip(run_dirs, labels)]
+  if labels is None:
+    labels = [os.path.basename(d) for d in run_dirs]
+    labels = [d if labels.count(l) > 1 else l for d, l in zip(run_dirs, labels)]
+  elif len(labels) != len(workdirs):
+    raise ValueError(f"compare_runs: {len(labels)} labels for {len(workdirs)} workdirs")
 
   fig, ax = _new_figure()
   plotted = 0

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from configs import default
+from restoration import image_ops
 from restoration.data import pipeline
 
 
@@ -46,7 +47,7 @@ def is_dihedral_crop(patch, image):
   """True when patch is one of the 8 flips/rotations of a crop of coord_image `image`."""
   p = patch.shape[0]
   for t in range(8):
-    q = pipeline.dihedral(patch, t)  # the group: applying some t undoes any transform
+    q = image_ops.dihedral(patch, t)  # the group: applying some t undoes any transform
     y0, x0 = int(q[0, 0, 0]), int(q[0, 0, 1])
     if y0 + p <= image.shape[0] and x0 + p <= image.shape[1]:
       if np.array_equal(q, image[y0:y0 + p, x0:x0 + p]):

@@ -123,13 +123,13 @@ def test_pad_small(tmp_path):
   Image.fromarray(np.arange(5 * 6, dtype=np.uint8).reshape(5, 6) + 1).save(root / "tiny.png")
   c = make_config(f"folder:{root}", **{"patch_size": 8, "data.channels": 1})
   with pytest.raises(ValueError, match=r"tiny\.png is 5x6.*patch_size=8.*data\.pad_small"):
-    data.validate_data_config(c, local_device_count=1)
+    data.open_sources(c, local_device_count=1)
   with pytest.raises(ValueError, match=r"tiny\.png"):
     data.make_train_data(c, local_device_count=1)
   with pytest.raises(ValueError, match=r"tiny\.png"):
     data.load_device_data(c)
   c.data.pad_small = True
-  data.validate_data_config(c, local_device_count=1)
+  data.open_sources(c, local_device_count=1)
   td = data.make_train_data(c, local_device_count=1)
   x = np.concatenate(take(td, 4))
   td.close()
@@ -181,7 +181,7 @@ def test_load_eval_images_crop_and_limit(tmp_path):
   Image.fromarray(coord_image(6, 20)).save(root / "c.png")
   c = make_config(f"folder:{root}", **{"data.eval_crop": 8, "patch_size": 4})
   with pytest.raises(ValueError, match=r"c\.png is 6x20.*eval_crop=8"):
-    data.validate_data_config(c, local_device_count=1)
+    data.open_sources(c, local_device_count=1)
   c.data.eval_max_images = 2
   images = data.load_eval_images(c)
   assert [n for n, _ in images] == ["a.png", "b.png"]
@@ -227,14 +227,6 @@ def test_device_sample_patches(tmp_path):
                 for im in images if p[0, 0, 0] + 10 <= im.shape[0]
                 and p[0, 0, 1] + 10 <= im.shape[1]) for p in patches]
     assert all(flat) if not augment else not all(flat)
-
-
-def test_device_dihedral_matches_host():
-  patch = np.arange(4 * 4 * 2, dtype=np.uint8).reshape(4, 4, 2)
-  for t in range(8):
-    got = np.asarray(device_lib._dihedral(jax.numpy.asarray(patch), jax.numpy.int32(t)))  # pylint: disable=protected-access
-    np.testing.assert_array_equal(got, pipeline.dihedral(patch, t))
-  assert len({pipeline.dihedral(patch, t).tobytes() for t in range(8)}) == 8
 
 
 # ------------------------------------------------------------------------------ errors

@@ -74,15 +74,15 @@ def test_folder_source_modes_and_channels(mixed_folder):
     np.testing.assert_array_equal(gray[..., 0], want.astype(np.uint8), err_msg=name)
 
 
-def test_conversion_helpers():
-  np.testing.assert_array_equal(
-      sources.uint16_to_uint8(np.array([0, 128, 129, 257, 65535, 70000])), [0, 0, 1, 1, 255, 255])
+def test_as_uint8_image():
   rgb = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 20, 30]]], np.uint8)
-  np.testing.assert_array_equal(sources.to_channels(rgb, 1)[0, :, 0], [76, 150, 29, 18])
+  np.testing.assert_array_equal(sources.as_uint8_image(rgb, 1)[0, :, 0], [76, 150, 29, 18])
   rgba = np.concatenate([rgb, np.zeros((1, 4, 1), np.uint8)], -1)
-  np.testing.assert_array_equal(sources.to_channels(rgba, 3), rgb)
+  np.testing.assert_array_equal(sources.as_uint8_image(rgba, 3), rgb)
   gray = np.array([[3, 4]], np.uint8)
-  np.testing.assert_array_equal(sources.to_channels(gray, 3), [[[3, 3, 3], [4, 4, 4]]])
+  np.testing.assert_array_equal(sources.as_uint8_image(gray, 3), [[[3, 3, 3], [4, 4, 4]]])
+  np.testing.assert_array_equal(sources.as_uint8_image(np.array([[65535, 257]], np.uint16), 1),
+                                [[[255], [1]]])
 
 
 def test_npz_source(tmp_path):
@@ -201,7 +201,7 @@ def test_tfds_not_prepared_fails_fast(tmp_path):
 def test_errors(tmp_path):
   missing = tmp_path / "nope"
   with pytest.raises(FileNotFoundError, match=r"nope does not exist.*\.png .*\.tiff"):
-    data.validate_data_config(make_config(f"folder:{missing}"), local_device_count=1)
+    data.open_sources(make_config(f"folder:{missing}"), local_device_count=1)
   empty = tmp_path / "empty"
   (empty / "sub").mkdir(parents=True)
   (empty / "sub" / "x.txt").write_text("hi")
@@ -211,17 +211,17 @@ def test_errors(tmp_path):
     data.load_eval_images(make_config(f"npz:{tmp_path}/*.npz"))
   np.savez(tmp_path / "bad.npz", pixels=np.zeros((1, 2, 2, 3), np.uint8))
   with pytest.raises(ValueError, match=r"bad\.npz has no key 'image'.*pixels"):
-    data.validate_data_config(make_config(f"npz:{tmp_path}/bad.npz"), local_device_count=1)
+    data.open_sources(make_config(f"npz:{tmp_path}/bad.npz"), local_device_count=1)
   with pytest.raises(ValueError, match=r"unknown data spec 'hdf5:x'.*builtin, builtin:color, folder:PATH, "
                      r"npz:GLOB, tfds:NAME\[:SPLIT\]"):
-    data.validate_data_config(make_config("hdf5:x"), local_device_count=1)
+    data.open_sources(make_config("hdf5:x"), local_device_count=1)
   with pytest.raises(ValueError, match="data.channels must be 1 .* or 3 .*got 2"):
-    data.validate_data_config(make_config(**{"data.channels": 2}), local_device_count=1)
+    data.open_sources(make_config(**{"data.channels": 2}), local_device_count=1)
   with pytest.raises(ValueError, match=r"batch_size=6 must be a positive multiple of .* = 4"):
     data.make_train_data(make_config(**{"batch_size": 6}), process_count=2,
                          local_device_count=2)
   with pytest.raises(ValueError, match=r"image text is 172x448.*patch_size=200.*pad_small"):
-    data.validate_data_config(make_config(**{"patch_size": 200}), local_device_count=1)
+    data.open_sources(make_config(**{"patch_size": 200}), local_device_count=1)
 
 
 def test_corrupt_and_truncated_images(tmp_path):
@@ -229,9 +229,10 @@ def test_corrupt_and_truncated_images(tmp_path):
   with open(os.path.join(root, "zz_garbage.png"), "wb") as f:
     f.write(b"this is not a png at all")
   with pytest.raises(ValueError, match=r"unreadable image file .*zz_garbage\.png"):
-    data.validate_data_config(make_config(f"folder:{root}"), local_device_count=1)
+    data.open_sources(make_config(f"folder:{root}"), local_device_count=1)
   os.remove(os.path.join(root, "zz_garbage.png"))
-  # A truncated file passes the header check; its first decode names it.
+  # A truncated file passes the header check, but every file is decoded at start-up: the
+  # error names it (and no step ever sees it), for training and eval alike.
   good = os.path.join(root, "000.png")
   noisy = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
   Image.fromarray(noisy).save(good)
@@ -239,15 +240,15 @@ def test_corrupt_and_truncated_images(tmp_path):
   with open(os.path.join(root, "000.png"), "wb") as f:
     f.write(blob[:len(blob) // 2])
   c = make_config(f"folder:{root}", **{"batch_size": 2})
-  data.validate_data_config(c, local_device_count=1)
-  with pytest.raises(ValueError, match=r"cannot read image file .*000\.png"):
-    sources.open_source(f"folder:{root}", 3)[0]
-  td = data.make_train_data(c, local_device_count=1)
-  with pytest.raises(ValueError, match=r"000\.png"):
-    next(td)
-  td.close()
+  with pytest.raises(ValueError, match=r"1 of 2 image files .* cannot be decoded: 000\.png"):
+    data.open_sources(c, local_device_count=1)
   with pytest.raises(ValueError, match=r"000\.png"):
     data.load_eval_images(c)
+  with open(os.path.join(root, "000.png"), "wb") as f:
+    f.write(blob)
+  src = sources.open_source(f"folder:{root}", 1)
+  assert len(src._cache) == 2  # decoded once at start-up, kept: the first epoch decodes nothing
+  np.testing.assert_array_equal(src[0][..., 0], noisy)
 
 
 def test_tfds_imported_lazily():

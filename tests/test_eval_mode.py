@@ -1,6 +1,7 @@
 """--mode=eval (restoration.eval_mode) on a tiny model trained once for the module (CPU)."""
 
 import csv
+import functools
 import json
 import os
 import shutil
@@ -8,20 +9,22 @@ import subprocess
 import sys
 
 import jax
-import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
 
+from restoration import checkpoints
 from restoration import corruptions
 from restoration import eval_mode
+from restoration import eval_results
 from restoration import evaluate
-from restoration import inference
-from restoration import state as state_lib
+from restoration import any_size
+from restoration import data
 from restoration import train
-from tests.tiny import tiny_config
+from tests.tiny import load_trained, override, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+METRICS = ("psnr", "ssim", "input_psnr", "input_ssim", "loss")
 SWEEP = {f"sigma{s}": [{"name": "gaussian_noise", "sigma": float(s)}] for s in (25, 50)}
 TOTAL_STEPS = 80
 
@@ -80,7 +83,7 @@ def test_results_files_rows_and_learning(evaluated):
   assert stored == json.loads(json.dumps(rows))
   assert [r["corruption"] for r in stored] == ["sigma25", "sigma50"]
   for r in stored:
-    assert tuple(r) == eval_mode.RESULT_FIELDS
+    assert tuple(r) == eval_results.RESULT_FIELDS
     assert r["dataset"] == "builtin" and r["n_images"] == 4 and r["convention"] == "rgb"
     assert r["checkpoint"] == "best" and r["step"] in (TOTAL_STEPS // 2, TOTAL_STEPS)
     assert r["self_ensemble"] is False and r["tile"] == 0
@@ -127,16 +130,17 @@ def test_second_dataset_keeps_rows_and_rerun_is_identical(evaluated, tmp_path):
 
 def test_tiled_host_path_matches_pmapped_path(trained):
   config = learn_config()
-  model = state_lib.build_model(config)
-  variables, _, _ = eval_mode.load_variables(config, trained)
-  evaluator = evaluate.Evaluator(config, model, devices=jax.local_devices()[:2])
+  inference, variables, _, _ = load_trained(config, trained)
+  evaluator = evaluate.Evaluator(inference, data.load_eval_images(config),
+                                 devices=jax.local_devices()[:2])
   specs = SWEEP["sigma50"]
   pmapped = evaluator.evaluate(variables, specs, replicated=False)
   untiled = evaluator.evaluate_tiled(variables, specs, tile=0)
   tiled = evaluator.evaluate_tiled(variables, specs, tile=16, overlap=8)  # radius 3 <= 8 // 2
   for other in (untiled, tiled):
     assert other.names == pmapped.names and other.n_images == pmapped.n_images
-    for k in evaluate.METRICS:
+    assert sorted(other.means) == sorted(pmapped.means) == sorted(METRICS)
+    for k in METRICS:
       np.testing.assert_allclose(other.per_image[k], pmapped.per_image[k], rtol=0, atol=1e-4,
                                  err_msg=k)
       np.testing.assert_allclose(other.means[k], pmapped.means[k], rtol=0, atol=1e-4)
@@ -148,9 +152,9 @@ def test_tiled_host_path_matches_pmapped_path(trained):
   clean = np.asarray(evaluator.images[0][1][None], np.float32) / 255.0
   corrupted = np.asarray(evaluate.corrupt_eval_images(
       corruptions.chain(specs), config.eval.seed, clean, np.array([0], np.int32)))
-  apply = lambda x: model.apply(variables, x, train=False)
+  apply = functools.partial(inference.predict, variables)
   whole = np.asarray(apply(corrupted))
-  np.testing.assert_allclose(inference.restore(apply, corrupted, tile=16, overlap=8), whole,
+  np.testing.assert_allclose(any_size.apply(apply, corrupted, tile=16, overlap=8), whole,
                              rtol=0, atol=1e-5)
 
 
@@ -159,15 +163,14 @@ def test_tiled_path_compiles_once_for_many_sizes(trained, tmp_path):
   config.data.eval = "folder:" + write_folder(str(tmp_path / "pngs"),
                                              sizes=((40, 36), (36, 44), (48, 40)))
   config.data.eval_crop = 0
-  model = state_lib.build_model(config)
-  variables, _, _ = eval_mode.load_variables(config, trained)
-  evaluator = evaluate.Evaluator(config, model)
+  inference, variables, _, _ = load_trained(config, trained)
+  evaluator = evaluate.Evaluator(inference, data.load_eval_images(config))
   jitted = evaluator.host_apply
-  evaluator.host_apply = counter = inference.CompileCounter(jitted)
+  evaluator.host_apply = counter = any_size.CompileCounter(jitted)
   result = evaluator.evaluate_tiled(variables, SWEEP["sigma25"], tile=16, overlap=8)
   assert result.n_images == 3 and len({im.shape for _, im in evaluator.images}) == 3
   assert counter.count == 1 and counter.calls > 3  # one tile shape for all three sizes
-  assert inference.jit_cache_size(jitted) in (1, None)
+  assert any_size.jit_cache_size(jitted) == 1
 
 
 def test_eval_mode_tiled_rows(evaluated, tmp_path):
@@ -180,7 +183,7 @@ def test_eval_mode_tiled_rows(evaluated, tmp_path):
   stored = read_rows(workdir)
   assert len(stored) == 4  # tile is part of the key: the untiled rows are kept
   for untiled, tiled in zip(stored[:2], stored[2:]):
-    for k in evaluate.METRICS:
+    for k in METRICS:
       assert abs(untiled[k] - tiled[k]) < 1e-4, k
   assert "tiles 16px (overlap 8)" in open(os.path.join(workdir, "eval", "results.md")).read()
   step = rows[0]["step"]
@@ -193,15 +196,15 @@ def test_eval_mode_tiled_rows(evaluated, tmp_path):
 def test_step_selects_checkpoint_and_unknown_step_errors(trained, tmp_path):
   config = learn_config()
   half = TOTAL_STEPS // 2
-  a, step_a, which_a = eval_mode.load_variables(config, trained, step=half)
-  b, step_b, which_b = eval_mode.load_variables(config, trained, step=TOTAL_STEPS)
+  _, a, step_a, which_a = load_trained(config, trained, step=half)
+  _, b, step_b, which_b = load_trained(config, trained, step=TOTAL_STEPS)
   assert (step_a, which_a, step_b, which_b) == (half, "latest", TOTAL_STEPS, "latest")
   diff = max(float(np.abs(np.asarray(x) - np.asarray(y)).max())
              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
   assert diff > 0
   with pytest.raises(FileNotFoundError, match=rf"step 7 .*available steps: latest \[{half}, "
                                                rf"{TOTAL_STEPS}\]"):
-    eval_mode.load_variables(config, trained, step=7)
+    load_trained(config, trained, step=7)
   with pytest.raises(FileNotFoundError, match="no checkpoints"):
     eval_mode.run(config, str(tmp_path / "empty"))
   workdir = copy_of(trained, tmp_path)
@@ -211,6 +214,7 @@ def test_step_selects_checkpoint_and_unknown_step_errors(trained, tmp_path):
   assert files == [f"per_image_builtin_{level}_step{half}.csv" for level in SWEEP]
 
 
+@pytest.mark.slow  # a subprocess: JAX start-up and compiles of its own
 def test_launch_eval_subprocess_uses_workdir_config(evaluated, tmp_path):
   workdir = copy_of(evaluated[0], tmp_path)
   os.remove(os.path.join(workdir, "eval", "results.json"))
@@ -222,7 +226,7 @@ def test_launch_eval_subprocess_uses_workdir_config(evaluated, tmp_path):
   rows = read_rows(workdir)
   assert [r["corruption"] for r in rows] == ["sigma25", "sigma50"]
   for new, old in zip(rows, evaluated[1]):
-    for k in evaluate.METRICS:
+    for k in METRICS:
       assert abs(new[k] - old[k]) < 1e-4, k  # 1 device in the subprocess, 2 here
 
 
@@ -233,8 +237,8 @@ def test_eval_config_may_differ_from_training_in_optimizer_and_schedule(trained)
   config.optimizer.schedule = "plateau"
   config.optimizer.grad_clip_norm = 1.0
   config.ema_decay = 0.0
-  variables, step, _ = eval_mode.load_variables(config, trained, step=TOTAL_STEPS)
-  reference, _, _ = eval_mode.load_variables(learn_config(), trained, step=TOTAL_STEPS)
+  _, variables, step, _ = load_trained(config, trained, step=TOTAL_STEPS)
+  _, reference, _, _ = load_trained(learn_config(), trained, step=TOTAL_STEPS)
   assert step == TOTAL_STEPS
   for x, y in zip(jax.tree.leaves(variables), jax.tree.leaves(reference), strict=True):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
@@ -262,7 +266,7 @@ def test_model_and_channels_come_from_the_workdir(evaluated, tmp_path, monkeypat
   assert "config.model.kwargs" in warned and "config.data.channels" in warned
   assert "config.model.name" not in warned
   for new, old in zip(rows, evaluated[1], strict=True):
-    for k in evaluate.METRICS:
+    for k in METRICS:
       np.testing.assert_allclose(new[k], old[k], rtol=0, atol=1e-6, err_msg=k)
   # The variables were placed on the devices once, for every level and batch.
   assert len(seen) == len(SWEEP)
@@ -271,29 +275,27 @@ def test_model_and_channels_come_from_the_workdir(evaluated, tmp_path, monkeypat
     assert all(a is b for a, b in zip(leaves, seen[0], strict=True))
 
 
-def test_training_config_keeps_dtype_and_eval_fields(trained, tmp_path):
+def test_with_trained_model_keeps_dtype_and_eval_fields(trained):
   config = learn_config()
   config.model.name = "dncnn"
   config.model.kwargs = {"depth": 5}
   config.model.dtype = "bfloat16"
   config.data.channels = 3
   config.eval.seed = 7
-  out = eval_mode.training_config(config, trained)
+  meta = checkpoints.load_run(trained).meta
+  out = checkpoints.with_trained_model(config, meta, trained)
   assert out.model.name == "cnn" and out.model.dtype == "bfloat16"
   assert out.model.kwargs.to_dict() == learn_config().model.kwargs.to_dict()
   assert out.data.channels == 1 and out.eval.seed == 7
   assert config.model.name == "dncnn" and config.data.channels == 3  # a copy
-  os.makedirs(tmp_path / "fresh")
-  same = eval_mode.training_config(config, str(tmp_path / "fresh"))  # no config.json
-  assert same.to_dict() == config.to_dict() and same is not config
 
 
 def test_evaluate_unreplicated_places_variables_once(trained):
   config = learn_config()
   config.data.eval_batch_size = 2  # two batches of one image per device
-  model = state_lib.build_model(config)
-  variables, _, _ = eval_mode.load_variables(config, trained)
-  evaluator = evaluate.Evaluator(config, model, devices=jax.local_devices()[:2])
+  inference, variables, _, _ = load_trained(config, trained, num_devices=2)
+  evaluator = evaluate.Evaluator(inference, data.load_eval_images(config),
+                                 devices=jax.local_devices()[:2])
   fn = evaluator._step(SWEEP["sigma25"])
   seen = []
   evaluator._steps[repr(SWEEP["sigma25"])] = (
@@ -326,12 +328,12 @@ def test_row_key_keeps_rows_that_differ_in_seed_specs_overlap_or_images():
           "tile_overlap": 8, "eval_seed": 1234, "psnr": 30.0,
           "specs": [{"name": "gaussian_noise", "sigma": 25.0}]}
   reordered = dict(base, psnr=31.0, specs=[{"sigma": 25.0, "name": "gaussian_noise"}])
-  assert eval_mode.merge_rows([base], [reordered]) == [reordered]  # canonical JSON: same key
+  assert eval_results.merge_rows([base], [reordered]) == [reordered]  # canonical JSON: same key
   for field, value in (("eval_seed", 1), ("tile_overlap", 4), ("n_images", 2),
                        ("specs", [{"name": "gaussian_noise", "sigma": 30.0}])):
     other = dict(base, psnr=20.0, **{field: value})
-    assert eval_mode.merge_rows([base], [other]) == [base, other], field
-  assert set(eval_mode.ROW_KEY) >= {"eval_seed", "specs", "tile_overlap", "n_images"}
+    assert eval_results.merge_rows([base], [other]) == [base, other], field
+  assert set(eval_results.ROW_KEY) >= {"eval_seed", "specs", "tile_overlap", "n_images"}
 
 
 def test_changed_seed_and_image_count_add_rows(evaluated, tmp_path):
@@ -347,16 +349,6 @@ def test_changed_seed_and_image_count_add_rows(evaluated, tmp_path):
   assert "eval seed 99" in open(os.path.join(workdir, "eval", "results.md")).read()
 
 
-def with_fields(config, **dotted):
-  """A copy of `config` with `a__b=value` fields set, bypassing ConfigDict's type checks."""
-  d = config.to_dict()
-  for key, value in dotted.items():
-    *parents, leaf = key.split("__")
-    target = d
-    for p in parents:
-      target = target[p]
-    target[leaf] = value
-  return ml_collections.ConfigDict(d)
 
 
 @pytest.mark.parametrize("fields, match", [
@@ -387,15 +379,17 @@ def with_fields(config, **dotted):
 ])
 def test_validate_eval_config_errors(fields, match):
   with pytest.raises(ValueError, match=match):
-    evaluate.validate_eval_config(with_fields(learn_config(), **fields))
+    evaluate.EvalOptions.from_config(override(learn_config(), **fields))
 
 
 def test_validate_eval_config_accepts_valid_configs(tmp_path):
-  evaluate.validate_eval_config(learn_config())
-  evaluate.validate_eval_config(with_fields(learn_config(), data__eval_crop=0, eval__tile=16,
-                                            eval__tile_overlap=0, eval__num_grid_images=0,
-                                            eval__crop_border=4, eval__sweep={}))
+  evaluate.EvalOptions.from_config(learn_config())
+  options = evaluate.EvalOptions.from_config(override(
+      learn_config(), data__eval_crop=0, eval__tile=16, eval__tile_overlap=0,
+      eval__num_grid_images=0, eval__crop_border=4, eval__sweep={}))
+  assert (options.tile, options.tile_overlap, options.crop_border) == (16, 0, 4)
+  assert options.convention == "rgb_crop4"
   # eval mode checks before opening the workdir: a bad field beats a missing checkpoint.
-  bad = with_fields(learn_config(), eval__sweep={"low": [{"name": "nope"}]})
+  bad = override(learn_config(), eval__sweep={"low": [{"name": "nope"}]})
   with pytest.raises(ValueError, match=r"config\.eval\.sweep\.low"):
     eval_mode.run(bad, str(tmp_path / "empty"))

@@ -288,9 +288,9 @@ def test_convention_name():
   cn = metrics.convention_name
   assert cn(y_channel=False, crop_border=0, quantize=False) == "rgb"
   assert cn(y_channel=True, crop_border=0, quantize=False) == "y"
-  assert cn(y_channel=True, crop_border=4, quantize=True) == "y_crop4_uint8"
+  assert cn(y_channel=True, crop_border=4, quantize=True) == "y_crop4_uint8out"
   assert cn(y_channel=False, crop_border=2, quantize=False) == "rgb_crop2"
-  assert cn(y_channel=False, crop_border=0, quantize=True) == "rgb_uint8"
+  assert cn(y_channel=False, crop_border=0, quantize=True) == "rgb_uint8out"
   with pytest.raises(ValueError):
     cn(y_channel=False, crop_border=-1, quantize=False)
 

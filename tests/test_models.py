@@ -12,7 +12,7 @@ import numpy as np
 import optax
 import pytest
 
-from restoration.models import MODELS, crop_to, get_model, model_fields, pad_to_multiple
+from restoration.models import MODELS, get_model, model_fields
 from restoration.models import unet_param_count
 
 # Tiny overrides per restorer for anything that is computed or traced at odd sizes.
@@ -23,6 +23,7 @@ TINY = {
     "unet512": dict(features=8, depth=2, bottleneck=16),
     "unet1024": dict(features=8, depth=2, bottleneck=32),
     "cvt": dict(embed_dim=16, depth=1, num_heads=2, window_size=4, patch_size=2),
+    "vgg_unet": dict(depth=3, widths=(4, 8, 8, 16, 16)),
 }
 RESTORERS = sorted(TINY)
 
@@ -85,7 +86,8 @@ def _param_count(name, channels=3, size=64, **kw):
 # --- Registry --------------------------------------------------------------------------------
 
 def test_registry_names():
-  assert set(MODELS) == {"cnn", "dncnn", "unet", "unet512", "unet1024", "patchgan", "cvt"}
+  assert set(MODELS) == {"cnn", "dncnn", "unet", "unet512", "unet1024", "patchgan", "cvt",
+                         "vgg_unet", "pixelcnn"}
   assert get_model("unet512").bottleneck == 512
   assert get_model("unet1024").bottleneck == 1024
   assert get_model("unet", features=16, depth=3).features == 16
@@ -170,16 +172,6 @@ def test_padding_models_run_on_tiny_and_odd_images(name):
     variables = _fake_init(model, x)
     y = _apply(model, variables, x)
     assert y.shape == shape and bool(jnp.all(jnp.isfinite(y)))
-
-
-def test_pad_to_multiple_and_crop_roundtrip():
-  x = jnp.arange(1 * 5 * 7 * 2, dtype=jnp.float32).reshape(1, 5, 7, 2)
-  p = pad_to_multiple(x, 4)
-  assert p.shape == (1, 8, 8, 2)
-  np.testing.assert_array_equal(crop_to(p, 5, 7), x)
-  np.testing.assert_array_equal(p[:, 5, :7], x[:, 3])   # reflect about the last row
-  assert pad_to_multiple(x, 16).shape == (1, 16, 16, 2)   # too small: edge fallback
-  assert pad_to_multiple(x, 1) is x
 
 
 @pytest.mark.parametrize("name", ["cnn", "dncnn", "unet", "cvt"])

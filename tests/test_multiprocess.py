@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import jax
+import pytest
 import numpy as np
 
 from restoration import train
@@ -21,6 +22,7 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
+@pytest.mark.slow  # a subprocess: JAX start-up and compiles of its own
 def test_two_processes_match_one_process(tmp_path):
   c = tiny_config(total_steps=3, eval_every_steps=3, checkpoint_every_steps=3)
   c.data.eval_max_images = 3  # odd: one process gets a padded, partly invalid eval batch

@@ -40,12 +40,25 @@ def test_plateau_patience_counts_log_windows_not_steps():
   scales = []
   for step in range(40):
     _, state = tx.update({"w": jnp.ones(3)}, state, params, value=jnp.float32(1.0))
-    scales.append(float(optim.current_learning_rate(sched, state, jnp.int32(step))))
+    scales.append(float(optim.learning_rate(sched, state, state, jnp.int32(step))))
   # Constant loss, windows of 5 steps: the first window sets the best, the lr halves when
   # 2 more windows bring no improvement (update 15), then every 2 windows. Counted in steps
   # (the bug this guards against) it would decay from the 3rd update on.
   assert scales[:14] == [1.0] * 14, scales
   assert scales[14:24] == [0.5] * 10 and scales[24] == 0.25, scales
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_logged_learning_rate_is_the_schedule_of_the_update(name):
+  c = config(name=name, schedule="cosine", warmup_steps=4, learning_rate=0.5)
+  tx, sched = optim.make_optimizer(c)
+  params = {"w": jnp.ones(3)}
+  state = tx.init(params)
+  for step in range(8):
+    _, new = tx.update({"w": jnp.ones(3)}, state, params, value=jnp.float32(1.0))
+    got = float(optim.learning_rate(sched, state, new, jnp.int32(step)))
+    assert got == pytest.approx(float(sched(step)), rel=1e-6, abs=1e-9), step
+    state = new
 
 
 @pytest.mark.parametrize("field,value", [

@@ -9,9 +9,15 @@ import numpy as np
 import pytest
 
 from restoration import checkpoints
+from restoration import run_log
 from restoration import train
 from restoration import visualize
-from tests.tiny import tiny_config
+from restoration import tasks
+from tests.tiny import load_trained, tiny_config
+
+
+def build(c):
+  return tasks.build(c, local_device_count=1, process_count=1)
 
 
 def train_events(workdir, kind="train"):
@@ -36,6 +42,27 @@ def read_tensorboard_scalars(logdir):
       pos += 16 + length
       for v in event.summary.value:
         out.setdefault(v.tag, []).append((event.step, v.simple_value))
+  return out
+
+
+def read_tensorboard_images(logdir):
+  """{tag: [(step, (height, width))]} of the image summaries in TensorBoard event files."""
+  import io  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  out = {}
+  for name in sorted(os.listdir(logdir)):
+    with open(os.path.join(logdir, name), "rb") as f:
+      data = f.read()
+    pos = 0
+    while pos < len(data):
+      (length,) = struct.unpack("<Q", data[pos:pos + 8])
+      event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+      pos += 16 + length
+      for v in event.summary.value:
+        if v.HasField("image"):
+          size = Image.open(io.BytesIO(v.image.encoded_image_string)).size
+          out.setdefault(v.tag, []).append((event.step, (size[1], size[0])))
   return out
 
 
@@ -68,6 +95,9 @@ def test_end_to_end_writes_everything(tmp_path):
   assert read_tensorboard_scalars(os.path.join(workdir, "tensorboard"))["train/loss"] == [
       (e["step"], pytest.approx(e["loss"])) for e in events]
   assert sorted(os.listdir(os.path.join(workdir, "images"))) == ["step_0000002.png", "step_0000004.png"]
+  width, height = visualize.grid_size(2, 16, 16)  # eval.num_grid_images=2 of 16 px crops
+  assert read_tensorboard_images(os.path.join(workdir, "tensorboard")) == {
+      "eval/grid": [(2, (height, width)), (4, (height, width))]}
   assert "loss.png" in os.listdir(os.path.join(workdir, "plots"))
   ckpt = checkpoints.Checkpointer(workdir, read_only=True)
   assert ckpt.latest_step() == 4
@@ -91,6 +121,29 @@ def test_resume_is_exact(tmp_path):
   # The config of the first leg is kept beside the new one, not overwritten.
   assert json.load(open(os.path.join(two, "config.step3.json")))["total_steps"] == 3
   assert json.load(open(os.path.join(two, "config.json")))["total_steps"] == 6
+
+
+def test_resume_refuses_a_different_model_and_accepts_harmless_changes(tmp_path):
+  workdir = str(tmp_path / "run")
+  devices = jax.local_devices()[:1]
+  train.train_and_evaluate(tiny_config(total_steps=2), workdir, devices=devices)
+  stored = open(os.path.join(workdir, "config.json")).read()
+  for field, value, match in [
+      ("model.kwargs", {"depth": 2, "features": 16}, r"model\.kwargs\.features: 8 -> 16"),
+      ("data.channels", 3, r"data\.channels: 1 -> 3.*--config\.data\.channels=1"),
+      ("optimizer.name", "sgd", r"optimizer\.name: \"adam\" -> \"sgd\""),
+      ("task", "gan", r"task: \"supervised\" -> \"gan\""),
+  ]:
+    with pytest.raises(ValueError, match=match):
+      run_log.check_resumable(workdir, tiny_config(**{field: value}), 2)
+  with pytest.raises(ValueError, match="cannot resume: model.kwargs.features"):
+    train.train_and_evaluate(tiny_config(total_steps=4, **{"model.kwargs.features": 16}),
+                             workdir, devices=devices)
+  assert open(os.path.join(workdir, "config.json")).read() == stored  # untouched
+  # More steps and another eval cadence still resume.
+  state = train.train_and_evaluate(tiny_config(total_steps=3, eval_every_steps=3), workdir,
+                                   devices=devices)
+  assert int(state.step) == 3
 
 
 def test_resume_after_crash_drops_stale_log_lines(tmp_path):
@@ -147,8 +200,9 @@ def test_best_checkpoint_has_highest_eval_psnr(tmp_path):
   assert len(evals) == 6
   best = max(evals, key=lambda e: e["psnr"])["step"]
   ckpt = checkpoints.Checkpointer(workdir, read_only=True)
-  assert ckpt.best_step() == best
+  assert ckpt.best.best_step() == best
   assert ckpt.best.all_steps() == [best]
+  assert ckpt.best_psnr() == pytest.approx(max(e["psnr"] for e in evals))
   ckpt.close()
 
 
@@ -169,22 +223,40 @@ def test_bad_config_fails_before_compiling(tmp_path, field, value, match):
 
 def test_bad_loss_and_corruption_fail_fast(tmp_path):
   c = tiny_config()
-  c.loss = {"perceptual": 1.0}
-  with pytest.raises(ValueError, match="perceptual"):
-    train.validate_config(c)
+  c.loss = {"vgg": 1.0}
+  with pytest.raises(ValueError, match="unknown loss 'vgg'"):
+    build(c)
+  c.loss = {"perceptual": 1.0}   # a valid term, but config.perceptual has no weights file
+  with pytest.raises(ValueError, match=r"config\.perceptual\.weights_path is not set"):
+    build(c)
   c = tiny_config()
   c.corruption = [{"name": "gaussian_noise", "sigma": -1.0}]
   with pytest.raises(ValueError, match="sigma"):
-    train.validate_config(c)
+    build(c)
+  with pytest.raises(ValueError, match=r"config\.task='gan'; allowed: \[.*'supervised'.*\]"):
+    build(tiny_config(task="gan"))
 
 
-def test_ema_params_are_kept_and_differ(tmp_path):
-  c = tiny_config(total_steps=3, ema_decay=0.5, eval_every_steps=100)
-  state = train.train_and_evaluate(c, str(tmp_path / "run"), devices=jax.local_devices()[:1])
-  assert state.ema_params is not None
-  diffs = [np.abs(np.asarray(a) - np.asarray(b)).max()
-           for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(state.ema_params))]
-  assert max(diffs) > 0
+def test_ema_follows_the_update_formula_and_is_what_eval_uses(tmp_path):
+  """ema_k = decay * ema_{k-1} + (1 - decay) * params_k, from ema_0 = initial params."""
+  decay = 0.5
+  c = tiny_config(total_steps=3, ema_decay=decay, eval_every_steps=100,
+                  checkpoint_every_steps=1, keep_checkpoints=3)
+  workdir = str(tmp_path / "run")
+  final = train.train_and_evaluate(c, workdir, devices=jax.local_devices()[:1])
+  task = build(c)
+  ckpt = checkpoints.Checkpointer(workdir, read_only=True)
+  params = [jax.jit(task.init_state)().params]
+  params += [ckpt.restore_latest(task.abstract_state(), k)[0].params for k in (1, 2, 3)]
+  ckpt.close()
+  ema = params[0]
+  for p in params[1:]:
+    ema = jax.tree.map(lambda e, q: decay * np.asarray(e) + (1 - decay) * np.asarray(q), ema, p)
+  assert_trees_equal(final.ema_params, ema, rtol=1e-6, atol=1e-7)
+  assert max(np.abs(np.asarray(a) - np.asarray(b)).max() for a, b in
+             zip(jax.tree.leaves(final.params), jax.tree.leaves(final.ema_params))) > 1e-4
+  _, variables, _, _ = load_trained(c, workdir, step=3)
+  assert_trees_equal(variables["params"], final.ema_params)
 
 
 def test_device_resident_data_trains_and_resumes_exactly(tmp_path):
@@ -209,7 +281,7 @@ def test_device_resident_data_trains_and_resumes_exactly(tmp_path):
 ])
 def test_channel_mismatch_fails_at_start(tmp_path, overrides, match):
   with pytest.raises(ValueError, match=match):
-    train.validate_config(tiny_config(**overrides))
+    build(tiny_config(**overrides))
 
 
 def test_plateau_schedule_no_grids_and_shallow_prefetch_run(tmp_path):

@@ -25,10 +25,27 @@ def tiny_config(**overrides: Any) -> ml_collections.ConfigDict:
   c.eval.num_grid_images = 2
   c.corruption = [{"name": "gaussian_noise", "sigma": 25.0}]
   c.optimizer.learning_rate = 3e-3
-  for key, value in overrides.items():
-    *parents, leaf = key.split(".")
-    target = c
+  return override(c, **overrides)
+
+
+def override(c: ml_collections.ConfigDict, **dotted: Any) -> ml_collections.ConfigDict:
+  """A copy of `c` with fields set by dotted name ('data.eval_crop' or, as a keyword,
+  'data__eval_crop'), bypassing ConfigDict's type checks so tests can set bad values."""
+  d = c.to_dict()
+  for key, value in dotted.items():
+    *parents, leaf = key.replace("__", ".").split(".")
+    target = d
     for p in parents:
       target = target[p]
     target[leaf] = value
-  return c
+  return ml_collections.ConfigDict(d)
+
+
+def load_trained(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = None,
+                 num_devices: int | None = None):
+  """(inference, variables, step, which) of a workdir, as eval mode loads them."""
+  from restoration import checkpoints, tasks  # pylint: disable=g-import-not-at-top
+  trained = checkpoints.load_run(workdir, step=step)
+  config = checkpoints.with_trained_model(config, trained.meta, workdir)
+  inference = tasks.inference_for(trained.meta, config, num_devices=num_devices)
+  return inference, trained.variables, trained.step, trained.which

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from restoration import image_ops
 from restoration.corruptions._common import (PRECISION, ImageShape, batched, check_images,
                                              check_number, to_int)
 
@@ -58,7 +59,7 @@ def _check_jpeg(p: dict[str, Any], image_shape: ImageShape) -> dict[str, Any]:
 
 def _rgb_to_ycbcr(x: jax.Array) -> jax.Array:
   r, g, b = x[..., 0], x[..., 1], x[..., 2]
-  y = 0.299 * r + 0.587 * g + 0.114 * b
+  y = image_ops.luma(x)[..., 0]
   cb = -0.168736 * r - 0.331264 * g + 0.5 * b + 128.0
   cr = 0.5 * r - 0.418688 * g - 0.081312 * b + 128.0
   return jnp.stack([y, cb, cr], axis=-1)

@@ -12,12 +12,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from restoration import image_ops
 from restoration.corruptions._common import (ImageShape, Param, batched, check_bool,
                                              check_images, check_number, draw, from_unit,
                                              is_range, per_image_keys, to_normal, uniforms)
 
-# ITU-R BT.601 luma weights (R, G, B).
-LUMA_601 = (0.299, 0.587, 0.114)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,9 +185,8 @@ def grayscale(key: jax.Array, images: jax.Array, *, keep_channels: bool = True) 
   p = _check_grayscale(dict(keep_channels=keep_channels), None)
   if images.shape[-1] == 1:
     return images
-  # An elementwise weighted sum, not a dot: GPU dots may run in TF32.
-  x = images.astype(jnp.float32)
-  luma = sum(wt * x[..., i:i + 1] for i, wt in enumerate(LUMA_601))
+  # image_ops.luma is an elementwise weighted sum, not a dot: GPU dots may run in TF32.
+  luma = image_ops.luma(images.astype(jnp.float32))
   if p["keep_channels"]:
     luma = jnp.broadcast_to(luma, images.shape)
   return luma.astype(images.dtype)

@@ -1,13 +1,13 @@
 """Input data: spec-named image sources, grain train/eval pipelines, device-resident mode.
 
 Public API (see the submodules' docstrings for details):
-  validate_data_config(config, *, process_count=1, local_device_count=None) -> dict
-  make_train_data(config, *, process_index=0, process_count=1, local_device_count=None)
+  open_sources(config, *, process_count=None, local_device_count=None) -> Sources(train, eval)
+  make_train_data(config, source=None, *, process_index=0, process_count=1, local_device_count=None)
       -> TrainData  (iterator of uint8 [D, B, P, P, C]; get_state() / set_state(state))
-  load_eval_images(config) -> list[(name, uint8 HWC)]
+  load_eval_images(config, source=None) -> list[(name, uint8 HWC)]
   eval_batches(images, *, batch_size, process_index=0, process_count=1,
                local_device_count=None) -> Iterator[{'image', 'valid', 'index'}]
-  load_device_data(config) -> DeviceData(images, sizes)
+  load_device_data(config, source=None) -> DeviceData(images, sizes)
   sample_patches(key, images, sizes, *, batch_size, patch_size, augment) -> uint8 [B, P, P, C]
   open_source(spec, channels, *, split='train', tfds_data_dir='') -> Source
 
@@ -21,7 +21,8 @@ from restoration.data.pipeline import eval_batches
 from restoration.data.pipeline import load_eval_images
 from restoration.data.pipeline import make_train_data
 from restoration.data.pipeline import TrainData
-from restoration.data.pipeline import validate_data_config
+from restoration.data.pipeline import open_sources
+from restoration.data.pipeline import Sources
 from restoration.data.sources import BUILTIN_EVAL
 from restoration.data.sources import BUILTIN_TRAIN
 from restoration.data.sources import IMAGE_EXTENSIONS
@@ -31,5 +32,5 @@ from restoration.data.sources import Source
 __all__ = [
     "BUILTIN_EVAL", "BUILTIN_TRAIN", "DeviceData", "IMAGE_EXTENSIONS", "Source", "TrainData",
     "eval_batches", "load_device_data", "load_eval_images", "make_train_data", "open_source",
-    "sample_patches", "validate_data_config",
+    "open_sources", "sample_patches", "Sources",
 ]

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from restoration import image_ops
 from restoration.data import pipeline
 
 
@@ -53,21 +54,15 @@ def stack_padded(images, names=None, *, patch_size: int = 0, pad_small: bool = F
   return DeviceData(stacked, sizes)
 
 
-def load_device_data(config) -> DeviceData:
-  """Decodes the whole training set (config.data.train) into host arrays for upload."""
-  source = pipeline.open_train_source(config)
-  pipeline.check_min_size(source, config.patch_size, config.data.pad_small)
+def load_device_data(config, source=None) -> DeviceData:
+  """Decodes the whole training set (config.data.train, or the opened `source`) for upload."""
+  if source is None:
+    source = pipeline.open_train_source(config)
+    pipeline.check_min_size(source, config.patch_size, config.data.pad_small)
   names = [source.name(i) for i in range(len(source))]
   return stack_padded((source[i] for i in range(len(source))), names,
                       patch_size=config.patch_size, pad_small=config.data.pad_small,
                       spec=source.spec)
-
-
-def _dihedral(patch: jax.Array, t: jax.Array) -> jax.Array:
-  """Same convention as pipeline.dihedral: rot90 by t % 4, then flip rows if t >= 4."""
-  branches = [lambda x, k=k: jnp.rot90(x, k, axes=(0, 1)) for k in range(4)]
-  out = jax.lax.switch(t % 4, branches, patch)
-  return jnp.where(t >= 4, out[::-1], out)
 
 
 def sample_patches(key: jax.Array, images: jax.Array, sizes: jax.Array, *, batch_size: int,
@@ -94,7 +89,7 @@ def sample_patches(key: jax.Array, images: jax.Array, sizes: jax.Array, *, batch
   patches = jax.vmap(crop)(idx.astype(jnp.int32), y.astype(jnp.int32), x.astype(jnp.int32))
   if augment:
     t = jax.random.randint(k_t, (batch_size,), 0, 8)
-    patches = jax.vmap(_dihedral)(patches, t)
+    patches = jax.vmap(image_ops.dihedral)(patches, t)
   return patches
 
 

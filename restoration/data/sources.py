@@ -21,9 +21,11 @@ Specs
                      Left out: cat (duplicate of chelsea), retina (mostly black border), and the
                      synthetic / binary / microscopy images (colorwheel, logo, horse, cell, ...).
   folder:PATH        every .png .jpg .jpeg .bmp .tif .tiff under PATH, recursively, sorted by
-                     relative path. Names are the relative paths. Only headers are read at
-                     start-up; decoded images are cached per process up to DECODE_CACHE_BYTES
-                     (1 GiB), so later epochs skip decoding.
+                     relative path. Names are the relative paths. Every file is decoded at
+                     start-up (threads), so a truncated or corrupt file fails there, all of
+                     them named in one error, instead of at some step on every resume; decoded
+                     images are cached per process up to DECODE_CACHE_BYTES (1 GiB), so the
+                     first epoch (with data.num_workers=0) and later ones skip decoding.
   npz:GLOB           uint8 NHWC arrays under key `image` in the .npz files matching GLOB (sorted;
                      `**` allowed). Shapes are read from the npy headers at start-up; each file is
                      decompressed once per process, on first use, and kept in memory.
@@ -33,10 +35,14 @@ Specs
                      `test`, `validation`, `train` that exists for evaluation. The image is the
                      feature `image`, else `hr` (e.g. div2k), else the first image-like feature.
                      tensorflow_datasets is imported only for these specs.
+  pairs:INPUT_DIR,TARGET_DIR  (input, target) pairs matched by file stem, each item the two
+                     images stacked on the channel axis (restoration.data.pairs); for
+                     config.task='paired'.
 
 Pixel conversion (all sources)
-  * 16-bit images (PIL modes I;16*, I) are scaled to uint8 by round(v / 257) (65535 -> 255).
-    Pillow itself reduces 16-bit RGB(A) PNGs to 8 bits on decode (it keeps the high byte).
+  * Files are decoded by `image_files.read_pixels`, the decoder restore mode uses too (EXIF
+    orientation applied; 16-bit colour kept by pypng / tifffile).
+  * 16-bit images are scaled to uint8 by round(v / 257) (65535 -> 255).
   * Alpha is dropped (LA, RGBA, PA, palette with transparency); 1-bit and palette images are
     expanded; CMYK / YCbCr / LAB / HSV are converted to RGB by Pillow.
   * gray -> RGB repeats the channel; RGB -> gray is BT.601 luma rounded half up:
@@ -46,6 +52,7 @@ Pixel conversion (all sources)
 
 from __future__ import annotations
 
+import concurrent.futures
 import glob
 import os
 import zipfile
@@ -54,9 +61,12 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from restoration.imageio import IMAGE_EXTENSIONS  # one list for reading and restoring
+from restoration import image_files
+from restoration import image_ops
+from restoration.image_files import IMAGE_EXTENSIONS  # one list for reading and restoring
 
-SPEC_PREFIXES = ("builtin", "builtin:color", "folder:PATH", "npz:GLOB", "tfds:NAME[:SPLIT]")
+SPEC_PREFIXES = ("builtin", "builtin:color", "folder:PATH", "npz:GLOB", "tfds:NAME[:SPLIT]",
+                 "pairs:INPUT_DIR,TARGET_DIR")
 
 BUILTIN_TRAIN = (
     "brick", "chelsea", "clock", "grass", "gravel", "hubble_deep_field",
@@ -74,73 +84,28 @@ DECODE_CACHE_BYTES = 1 << 30
 # Pixel conversion
 # ---------------------------------------------------------------------------------------------
 
-def uint16_to_uint8(a: np.ndarray) -> np.ndarray:
-  """round(v / 257) for 16-bit data (values above 65535 are clipped first)."""
-  a = np.clip(a.astype(np.int64), 0, 65535)
-  return ((a + 128) // 257).astype(np.uint8)
-
-
-def rgb_to_gray(a: np.ndarray) -> np.ndarray:
-  """BT.601 luma of uint8 RGB [..., 3], rounded half up, as uint8 [..., 1]."""
-  a = a.astype(np.int32)
-  y = (299 * a[..., 0] + 587 * a[..., 1] + 114 * a[..., 2] + 500) // 1000
-  return y.astype(np.uint8)[..., None]
-
-
-def to_channels(a: np.ndarray, channels: int, name: str = "image") -> np.ndarray:
-  """Converts an HW / HWC (C in 1..4) uint8/uint16/bool array to uint8 HW`channels`."""
+def as_uint8_image(a: np.ndarray, channels: int, name: str = "image") -> np.ndarray:
+  """An HW / HWC (C in 1..4) uint8/uint16/bool array as uint8 HW`channels` (alpha dropped)."""
   a = np.asarray(a)
   if a.dtype == np.bool_:
     a = a.astype(np.uint8) * 255
   elif a.dtype == np.uint16:
-    a = uint16_to_uint8(a)
+    a = image_ops.to_uint8(a, 16)
   elif a.dtype != np.uint8:
     raise ValueError(f"{name}: unsupported pixel type {a.dtype} (expected uint8 or uint16)")
   if a.ndim == 2:
     a = a[..., None]
   if a.ndim != 3 or a.shape[-1] not in (1, 2, 3, 4):
     raise ValueError(f"{name}: expected an HW or HWC image with 1-4 channels, got {a.shape}")
-  c = a.shape[-1]
-  if c in (2, 4):  # drop alpha
-    a = a[..., : c - 1]
-  if channels == a.shape[-1]:
-    return np.ascontiguousarray(a)
-  if channels == 3:
-    return np.ascontiguousarray(np.repeat(a, 3, axis=-1))
-  if channels == 1:
-    return rgb_to_gray(a)
-  raise ValueError(f"data.channels must be 1 or 3, got {channels}")
-
-
-def pil_to_array(im: Image.Image, name: str) -> np.ndarray:
-  """A loaded PIL image as uint8 (16-bit scaled) HW or HWC, alpha kept (dropped later)."""
-  mode = im.mode
-  if mode.startswith("I;16") or mode == "I":
-    return uint16_to_uint8(np.asarray(im))
-  if mode == "F":
-    raise ValueError(f"{name}: 32-bit float images (PIL mode F) are not supported")
-  if mode == "1":
-    im = im.convert("L")
-  elif mode == "P":
-    im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-  elif mode == "PA":
-    im = im.convert("RGBA")
-  elif mode not in ("L", "LA", "RGB", "RGBA"):
-    im = im.convert("RGB")
-  return np.asarray(im, dtype=np.uint8)
+  if a.shape[-1] in (2, 4):  # drop alpha
+    a = a[..., :-1]
+  return np.ascontiguousarray(image_ops.to_channels(a, check_channels(channels)))
 
 
 def decode_image_file(path: str, channels: int) -> np.ndarray:
-  """Decodes one image file to uint8 HWC with `channels`; ValueError naming the file."""
-  try:
-    with Image.open(path) as im:
-      im.load()
-      a = pil_to_array(im, path)
-  except ValueError:
-    raise
-  except (OSError, SyntaxError, Image.DecompressionBombError) as e:
-    raise ValueError(f"cannot read image file {path}: {e}") from e
-  return to_channels(a, channels, path)
+  """Decodes one image file (`image_files.read_pixels`) to uint8 HWC with `channels`."""
+  arr, _ = image_files.read_pixels(path)
+  return as_uint8_image(arr, channels, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,7 +179,41 @@ class FolderSource(_DecodedSource):
           f"data spec {self.spec!r}: no images under {self.root} (accepted extensions: {exts},"
           " searched recursively)")
     self.files = sorted(files, key=lambda p: p.replace(os.sep, "/"))
-    self._sizes = [self._header_size(f) for f in self.files]
+    for f in self.files:
+      self._header_size(f)  # cheap: garbage and unsupported modes fail before any decoding
+    self._sizes = self._decode_all()
+
+  def _decode_all(self, chunk: int = 64) -> list[tuple[int, int]]:
+    """Decodes every file once (Pillow releases the GIL: threads); keeps them in the cache.
+
+    Raises ValueError naming every file that fails to decode (truncated, corrupt data).
+    """
+    def decode(i):
+      try:
+        return self._decode(i), None
+      except (OSError, ValueError, SyntaxError) as e:
+        return None, f"{self.files[i]} ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+
+    sizes, bad = [], []
+    with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+      for start in range(0, len(self.files), chunk):  # bounded memory: a chunk at a time
+        for i, (a, error) in enumerate(pool.map(decode, range(start, min(start + chunk,
+                                                                         len(self.files)))),
+                                       start):
+          if error:
+            bad.append(error)
+            continue
+          sizes.append(a.shape[:2])
+          used = self.__dict__.get("_cache_bytes", 0)
+          if used + a.nbytes <= DECODE_CACHE_BYTES:
+            self.__dict__.setdefault("_cache", {})[i] = a
+            self._cache_bytes = used + a.nbytes
+    if bad:
+      more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+      raise ValueError(f"data spec {self.spec!r}: {len(bad)} of {len(self.files)} image files "
+                       f"under {self.root} cannot be decoded: {'; '.join(bad[:5])}{more}; "
+                       "remove or replace them")
+    return sizes
 
   def _header_size(self, rel: str) -> tuple[int, int]:
     path = os.path.join(self.root, rel)
@@ -309,7 +308,7 @@ class NpzSource(Source):
       except Exception as e:  # pylint: disable=broad-except
         raise ValueError(f"data spec {self.spec!r}: cannot read {self.files[f]}: {e}") from e
       self._cache[f] = arr
-    return to_channels(arr[j], self.channels, self.name(i))
+    return as_uint8_image(arr[j], self.channels, self.name(i))
 
 
 def _load_builtin(name: str) -> np.ndarray:
@@ -340,84 +339,8 @@ class BuiltinSource(_DecodedSource):
     return self.names[i]
 
   def _decode(self, i: int) -> np.ndarray:
-    return to_channels(_load_builtin(self.names[i]), self.channels, self.names[i])
+    return as_uint8_image(_load_builtin(self.names[i]), self.channels, self.names[i])
 
-
-class TfdsSource(Source):
-  """A prepared tensorflow-datasets dataset through `tfds.data_source` (never downloads)."""
-
-  def __init__(self, name: str, split: str | None, channels: int, data_dir: str = "",
-               default_splits: Sequence[str] = ("train",), spec: str | None = None):
-    self.spec = spec or f"tfds:{name}" + (f":{split}" if split else "")
-    self.channels = channels
-    try:
-      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    except ImportError as e:
-      raise ValueError(f"data spec {self.spec!r} needs tensorflow-datasets, which is not "
-                       "installed; use folder:PATH or npz:GLOB instead") from e
-    hint = ("This code never downloads: prepare the dataset elsewhere with "
-            "`tfds.builder(NAME, data_dir=DIR).download_and_prepare(file_format='array_record')`"
-            " and point data.tfds_data_dir at DIR, or export the images and use folder:PATH or "
-            "npz:GLOB instead.")
-    data_dir = data_dir or None
-    try:
-      builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as e:  # pylint: disable=broad-except
-      raise ValueError(f"data spec {self.spec!r}: unknown tfds dataset {name!r}: "
-                       f"{str(e).splitlines()[0]}. {hint}") from e
-    if not builder.is_prepared():
-      raise ValueError(f"data spec {self.spec!r}: tfds dataset {name!r} is not prepared in "
-                       f"{builder.data_dir}. {hint}")
-    splits = list(builder.info.splits.keys())  # empty only under tfds.testing.mock_data
-    if split is None:
-      split = next((s for s in default_splits if s in splits or not splits), None)
-      if split is None:
-        raise ValueError(f"data spec {self.spec!r}: none of the splits {list(default_splits)} "
-                         f"exists; available: {splits}")
-    if splits and split not in splits and split.split("[")[0] not in splits:
-      raise ValueError(f"data spec {self.spec!r}: split {split!r} not found; available: "
-                       f"{splits}")
-    self.split = split
-    self.tfds_name = name
-    features = builder.info.features
-    self.key = self._image_key(features)
-    try:
-      self._ds = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-    except Exception as e:  # pylint: disable=broad-except
-      raise ValueError(f"data spec {self.spec!r}: cannot open {name!r} for random access: "
-                       f"{e}. {hint}") from e
-    if len(self._ds) == 0:
-      raise ValueError(f"data spec {self.spec!r}: split {split!r} is empty")
-    shape = tuple(features[self.key].shape)
-    self._static_hw = shape[:2] if len(shape) >= 2 and None not in shape[:2] else None
-
-  def _image_key(self, features) -> str:
-    keys = list(features.keys())
-    for k in ("image", "hr"):
-      if k in keys:
-        return k
-    for k in keys:
-      shape = getattr(features[k], "shape", ())
-      if len(shape) == 3 and shape[-1] in (1, 3, 4):
-        return k
-    raise ValueError(f"data spec {self.spec!r}: no image feature among {keys}")
-
-  def __len__(self) -> int:
-    return len(self._ds)
-
-  def name(self, i: int) -> str:
-    return f"{self.tfds_name}:{self.split}[{i}]"
-
-  def sizes(self):
-    return None if self._static_hw is None else [self._static_hw] * len(self)
-
-  def __getitem__(self, i):
-    return to_channels(self._ds[int(i)][self.key], self.channels, self.name(i))
-
-
-# ---------------------------------------------------------------------------------------------
-# Spec parsing
-# ---------------------------------------------------------------------------------------------
 
 def check_channels(channels) -> int:
   if channels not in (1, 3):
@@ -437,8 +360,12 @@ def open_source(spec: str, channels: int, *, split: str = "train",
     return FolderSource(arg, channels, spec)
   if sep and kind == "npz" and arg:
     return NpzSource(arg, channels, spec)
+  if sep and kind == "pairs" and arg:
+    from restoration.data import pairs  # pylint: disable=g-import-not-at-top (imports us)
+    return pairs.open_pairs(spec, arg, channels)
   if sep and kind == "tfds" and arg:
     name, _, tsplit = arg.partition(":")
     defaults = ("train",) if split == "train" else ("test", "validation", "train")
-    return TfdsSource(name, tsplit or None, channels, tfds_data_dir, defaults, spec)
+    from restoration.data import tfds_source  # pylint: disable=g-import-not-at-top
+    return tfds_source.TfdsSource(name, tsplit or None, channels, tfds_data_dir, defaults, spec)
   raise ValueError(f"unknown data spec {spec!r}; valid specs: {', '.join(SPEC_PREFIXES)}")

@@ -5,15 +5,25 @@ constructor (a `functools.partial` of the module class with that name's preset f
 
   cnn       `CNN`: plain 3x3 conv + ReLU stack (depth 9, 36 ch, 83,883 params RGB)
   dncnn     `DnCNN`: DnCNN-S, 17 layers, 64 ch, BN, residual noise prediction
-  unet      `UNet`: 4 levels 64-128-256-512, bottleneck 2x deepest (1024), residual
-  unet512   `UNet` with bottleneck=512
-  unet1024  `UNet` with bottleneck=1024 (the original U-Net)
+  unet      `UNet`, the configurable class (quick configs set its widths); its default
+            bottleneck is 2x the deepest level, so at default widths it equals unet1024
+  unet512   `UNet` with bottleneck=512 (the founding ablation's narrow variant)
+  unet1024  `UNet` with bottleneck=1024 (the original U-Net), pinned even if `unet`'s
+            default changes
   patchgan  `PatchGAN`: pix2pix 70x70 conditional discriminator, __call__(corrupted,
             candidate, *, train) -> (N, h, w, 1) logits
   cvt       `CvT`: conv token embedding + windowed-attention transformer + conv decoder
+  vgg_unet  `VggUNet`: U-Net with a VGG19 encoder (params['encoder'] = `VGG19` params, so
+            ImageNet weights load with `vgg_unet.load_encoder`) and a trained decoder
 
-Common contract of the restorers (cnn, dncnn, unet*, cvt): `__call__(x, *, train)`, x float
-NHWC of any height/width (odd sizes included; U-Net/CvT pad internally and crop back);
+  pixelcnn  `PixelCNN`: conditional Gated PixelCNN, __call__(clean, corrupted, *, train) ->
+            (N, H, W, C, 256) logits; decoded by `restoration.autoregressive`
+
+`VGG19` (models/vgg.py) is a feature extractor for the perceptual loss, not in the registry.
+
+Common contract of the restorers (cnn, dncnn, unet*, cvt, vgg_unet; not patchgan or
+pixelcnn): `__call__(x, *, train)`,
+x float NHWC of any height/width (odd sizes included; the U-Nets/CvT pad and crop back);
 output NHWC with the input's height, width and dtype, and `out_channels` channels (default:
 the input's). Field `dtype` sets the computation dtype (e.g. bfloat16 on GPU/TPU);
 parameters stay `param_dtype` (float32). BatchNorm lives in the 'batch_stats' collection
@@ -23,7 +33,7 @@ makes the network predict a residual: output = x + net(x) (DnCNN: x - net(x)); w
 out_channels != in_channels (only in_channels == 1 is allowed, e.g. gray -> RGB
 colourisation) the residual is w.r.t. the input broadcast to out_channels.
 
-This package imports nothing else from `restoration`.
+This package imports only `restoration.image_ops` from the rest of `restoration`.
 """
 
 import dataclasses
@@ -36,9 +46,11 @@ import jax.numpy as jnp
 from restoration.models.cnn import CNN
 from restoration.models.cvt import CvT
 from restoration.models.dncnn import DnCNN
-from restoration.models.layers import crop_to, pad_to_multiple
 from restoration.models.patchgan import PatchGAN
+from restoration.models.pixelcnn import PixelCNN
 from restoration.models.unet import UNet, unet_param_count
+from restoration.models.vgg import VGG19
+from restoration.models.vgg_unet import VggUNet
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "cnn": functools.partial(CNN),
@@ -48,6 +60,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "unet1024": functools.partial(UNet, bottleneck=1024),
     "patchgan": functools.partial(PatchGAN),
     "cvt": functools.partial(CvT),
+    "vgg_unet": functools.partial(VggUNet),
+    "pixelcnn": functools.partial(PixelCNN),
 }
 
 _DTYPE_FIELDS = ("dtype", "param_dtype")
@@ -70,6 +84,20 @@ def _lookup(name: str) -> functools.partial:
   return MODELS[name]
 
 
+def spatial_multiple(name: str, kwargs: dict[str, Any] | None = None) -> int:
+  """The H/W multiple model `name` pads to internally (tiles are aligned to it); 1 if none."""
+  try:
+    fields = model_fields(name)
+  except ValueError:
+    return 1
+  fields.update(dict(kwargs or {}))
+  if "bottleneck" in fields:  # the U-Nets
+    return 2 ** int(fields["depth"])
+  if "window_size" in fields:  # CvT
+    return int(fields["patch_size"]) * int(fields["window_size"])
+  return 1
+
+
 def get_model(name: str, **overrides: Any) -> nn.Module:
   """Builds the registered model `name` with field `overrides` (e.g. features=32).
 
@@ -90,5 +118,5 @@ def get_model(name: str, **overrides: Any) -> nn.Module:
   return ctor(**overrides)
 
 
-__all__ = ["MODELS", "get_model", "model_fields", "CNN", "DnCNN", "UNet", "PatchGAN", "CvT",
-           "unet_param_count", "pad_to_multiple", "crop_to"]
+__all__ = ["MODELS", "get_model", "model_fields", "spatial_multiple", "CNN", "DnCNN", "UNet",
+           "PatchGAN", "CvT", "VggUNet", "VGG19", "PixelCNN", "unet_param_count"]

@@ -4,6 +4,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from restoration.models.conv import Conv
 from restoration.models.layers import Dtype, finish
 
 
@@ -37,7 +38,7 @@ class CNN(nn.Module):
       raise ValueError(f"cnn: depth must be >= 2, got {self.depth}")
     out_ch = self.out_channels or x.shape[-1]
     # He init before ReLUs; LeCun (unit gain) for the linear output layer.
-    conv = lambda f, name, init=nn.initializers.kaiming_normal(): nn.Conv(
+    conv = lambda f, name, init=nn.initializers.kaiming_normal(): Conv(
         f, (3, 3), padding="SAME", dtype=self.dtype, param_dtype=self.param_dtype,
         kernel_init=init, name=name)
     h = x.astype(self.dtype)

@@ -8,7 +8,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from restoration.models.layers import Dtype, crop_to, finish, pad_to_multiple
+from restoration import image_ops
+from restoration.models.conv import Conv
+from restoration.models.layers import Dtype, finish
 
 _dense_init = nn.initializers.truncated_normal(0.02)
 
@@ -147,10 +149,10 @@ class CvT(nn.Module):
     kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
     skip_ch = max(self.embed_dim // p, 8)
 
-    h = pad_to_multiple(x, p * self.window_size).astype(self.dtype)
-    shallow = nn.Conv(skip_ch, (3, 3), padding="SAME", name="shallow", **kw)(h)
+    h = image_ops.pad_to_multiple(x, p * self.window_size)[0].astype(self.dtype)
+    shallow = Conv(skip_ch, (3, 3), padding="SAME", name="shallow", **kw)(h)
     k = 2 * p - 1
-    t = nn.Conv(self.embed_dim, (k, k), strides=(p, p), padding="SAME", name="embed", **kw)(h)
+    t = Conv(self.embed_dim, (k, k), strides=(p, p), padding="SAME", name="embed", **kw)(h)
     t = nn.LayerNorm(name="embed_norm", **kw)(t)
     for i in range(self.depth):
       t = CvTBlock(self.num_heads, self.window_size, self.mlp_ratio, self.dropout_rate,
@@ -161,8 +163,8 @@ class CvT(nn.Module):
       c = max(c // 2, skip_ch)
       t = nn.gelu(nn.ConvTranspose(c, (2, 2), strides=(2, 2), padding="SAME",
                                    name=f"up{i}", **kw)(t))
-      t = nn.gelu(nn.Conv(c, (3, 3), padding="SAME", name=f"up{i}_conv", **kw)(t))
+      t = nn.gelu(Conv(c, (3, 3), padding="SAME", name=f"up{i}_conv", **kw)(t))
     t = jnp.concatenate([t, shallow], axis=-1)
-    t = nn.gelu(nn.Conv(c, (3, 3), padding="SAME", name="fuse", **kw)(t))
-    t = nn.Conv(out_ch, (3, 3), padding="SAME", name="out", **kw)(t)
-    return finish(crop_to(t, h_in, w_in), x, residual=self.residual, model="cvt")
+    t = nn.gelu(Conv(c, (3, 3), padding="SAME", name="fuse", **kw)(t))
+    t = Conv(out_ch, (3, 3), padding="SAME", name="out", **kw)(t)
+    return finish(image_ops.crop(t, (h_in, w_in)), x, residual=self.residual, model="cvt")

@@ -5,6 +5,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from restoration.models.conv import Conv
 from restoration.models.layers import Dtype, finish
 
 
@@ -13,7 +14,10 @@ class DnCNN(nn.Module):
 
   Layout (defaults = DnCNN-S, depth 17, 64 channels): conv + ReLU, then (depth - 2) x
   [conv (no bias) + BatchNorm + ReLU], then conv to C_out. The network predicts the noise;
-  with `residual=True` (default) the output is `x - net(x)`.
+  with `residual=True` (default) the output is `x - net(x)`. `batch_norm=False` is the
+  inference form with BN folded into the convs (the authors' released weights,
+  `restoration.pretrained`): the middle convs get biases and there is no 'batch_stats';
+  1 -> 1 channel, depth 17: 554,177 + 15 * 64 = 555,137 params.
 
   Parameters, 1 -> 1 channel: 640 + 15 * 36,864 + 576 + 1 = 554,177 conv weights/biases plus
   15 * 128 = 1,920 BN scale/bias = 556,097 params (running mean/var live in 'batch_stats').
@@ -29,6 +33,7 @@ class DnCNN(nn.Module):
   features: int = 64
   out_channels: int | None = None
   residual: bool = True
+  batch_norm: bool = True
   bn_momentum: float = 0.9   # flax convention: running = m * running + (1 - m) * batch
   bn_epsilon: float = 1e-5
   # Set by the trainer to its pmap axis: batch statistics over the whole global batch, so
@@ -43,17 +48,19 @@ class DnCNN(nn.Module):
       raise ValueError(f"dncnn: depth must be >= 2, got {self.depth}")
     out_ch = self.out_channels or x.shape[-1]
     # He init before ReLUs; LeCun (unit gain) for the linear output layer.
-    conv = lambda f, bias, name, init=nn.initializers.kaiming_normal(): nn.Conv(
+    conv = lambda f, bias, name, init=nn.initializers.kaiming_normal(): Conv(
         f, (3, 3), padding="SAME", use_bias=bias, dtype=self.dtype,
         param_dtype=self.param_dtype, kernel_init=init, name=name)
     h = x.astype(self.dtype)
     h = nn.relu(conv(self.features, True, "conv0")(h))
     for i in range(1, self.depth - 1):
-      h = conv(self.features, False, f"conv{i}")(h)
-      h = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                       axis_name=self.bn_axis_name,
-                       epsilon=self.bn_epsilon, dtype=self.dtype,
-                       param_dtype=self.param_dtype, name=f"bn{i}")(h)
+      # BN's shift makes a conv bias redundant; without BN the bias carries the folded shift.
+      h = conv(self.features, not self.batch_norm, f"conv{i}")(h)
+      if self.batch_norm:
+        h = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                         axis_name=self.bn_axis_name,
+                         epsilon=self.bn_epsilon, dtype=self.dtype,
+                         param_dtype=self.param_dtype, name=f"bn{i}")(h)
       h = nn.relu(h)
     noise = conv(out_ch, True, f"conv{self.depth - 1}", nn.initializers.lecun_normal())(h)
     return finish(noise, x, residual=self.residual, sign=-1.0, model="dncnn")

@@ -1,4 +1,4 @@
-"""Small helpers shared by the restoration models (padding, cropping, residual output).
+"""Small helpers shared by the restoration models (residual output; padding is `image_ops`).
 
 Every restorer follows one data contract (see `restoration.models`): float NHWC in, same
 height/width out, computation in the module's `dtype`, output cast back to the input dtype.
@@ -11,30 +11,6 @@ import jax
 import jax.numpy as jnp
 
 Dtype = Any
-
-
-def pad_to_multiple(x: jax.Array, multiple: int, mode: str = "reflect") -> jax.Array:
-  """Pads NHWC `x` at the bottom/right so that H and W are multiples of `multiple`.
-
-  `mode` is a `jnp.pad` mode. 'reflect' needs the pad to be smaller than the side it
-  reflects; for sides that are too small (e.g. a 5-pixel image padded to 16) that side falls
-  back to 'edge' so any size >= 1 works. Undo with `crop_to(y, h, w)`.
-  """
-  h, w = x.shape[1], x.shape[2]
-  ph, pw = (-h) % multiple, (-w) % multiple
-  for axis, (pad, size) in ((1, (ph, h)), (2, (pw, w))):
-    if pad == 0:
-      continue
-    m = "edge" if (mode == "reflect" and pad >= size) else mode
-    widths = [(0, 0)] * x.ndim
-    widths[axis] = (0, pad)
-    x = jnp.pad(x, widths, mode=m)
-  return x
-
-
-def crop_to(x: jax.Array, h: int, w: int) -> jax.Array:
-  """Crops NHWC `x` to its top-left `h` x `w` (undoes `pad_to_multiple`)."""
-  return x[:, :h, :w, :]
 
 
 def residual_base(x: jax.Array, out_channels: int, model: str) -> jax.Array:

@@ -5,6 +5,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from restoration.models.conv import Conv
 from restoration.models.layers import Dtype
 
 
@@ -27,6 +28,7 @@ class PatchGAN(nn.Module):
   features: int = 64
   n_layers: int = 3
   negative_slope: float = 0.2
+  bn_axis_name: str | None = None  # sync BN across devices (set by the trainer); see DnCNN
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -36,11 +38,12 @@ class PatchGAN(nn.Module):
       raise ValueError(f"patchgan: corrupted {corrupted.shape} and candidate "
                        f"{candidate.shape} differ in N, H or W")
     init = nn.initializers.normal(0.02)
-    conv = lambda f, stride, bias, name: nn.Conv(
+    conv = lambda f, stride, bias, name: Conv(
         f, (4, 4), strides=(stride, stride), padding=((1, 1), (1, 1)), use_bias=bias,
         dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=init, name=name)
     bn = lambda name: nn.BatchNorm(
-        use_running_average=not train, momentum=0.9, dtype=self.dtype,
+        use_running_average=not train, momentum=0.9, axis_name=self.bn_axis_name,
+        dtype=self.dtype,
         param_dtype=self.param_dtype, name=name)
     act = lambda h: nn.leaky_relu(h, self.negative_slope)
     h = jnp.concatenate([corrupted, candidate.astype(corrupted.dtype)], axis=-1)

@@ -5,7 +5,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from restoration.models.layers import Dtype, crop_to, finish, pad_to_multiple
+from restoration import image_ops
+from restoration.models.conv import Conv
+from restoration.models.layers import Dtype, finish
 
 
 def unet_param_count(in_channels: int, out_channels: int, features: int = 64, depth: int = 4,
@@ -39,7 +41,7 @@ class _DoubleConv(nn.Module):
   @nn.compact
   def __call__(self, x, *, train: bool):
     for i in range(2):
-      x = nn.Conv(self.features, (3, 3), padding="SAME", use_bias=not self.batch_norm,
+      x = Conv(self.features, (3, 3), padding="SAME", use_bias=not self.batch_norm,
                   dtype=self.dtype, param_dtype=self.param_dtype,
                   kernel_init=nn.initializers.kaiming_normal(), name=f"conv{i}")(x)
       if self.batch_norm:
@@ -89,7 +91,7 @@ class UNet(nn.Module):
     out_ch = self.out_channels or x.shape[-1]
     block = lambda f, name: _DoubleConv(f, self.batch_norm, self.dtype, self.param_dtype,
                                         self.bn_axis_name, name=name)
-    h = pad_to_multiple(x, 2 ** self.depth).astype(self.dtype)
+    h = image_ops.pad_to_multiple(x, 2 ** self.depth)[0].astype(self.dtype)
     skips = []
     for i in range(self.depth):
       h = block(self.features * 2 ** i, f"enc{i}")(h, train=train)
@@ -103,5 +105,5 @@ class UNet(nn.Module):
                            param_dtype=self.param_dtype, name=f"up{i}")(h)
       h = jnp.concatenate([h, skips[i]], axis=-1)
       h = block(f, f"dec{i}")(h, train=train)
-    h = nn.Conv(out_ch, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype, name="out")(h)
-    return finish(crop_to(h, h_in, w_in), x, residual=self.residual, model="unet")
+    h = Conv(out_ch, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype, name="out")(h)
+    return finish(image_ops.crop(h, (h_in, w_in)), x, residual=self.residual, model="unet")

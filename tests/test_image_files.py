@@ -1,4 +1,4 @@
-"""Tests for restoration.imageio: lossless round trips, alpha, safety checks, input expansion."""
+"""Tests for restoration.image_files: lossless round trips, alpha, safety checks, input expansion."""
 
 import os
 import numpy as np
@@ -7,12 +7,12 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms
 
-from restoration import imageio as rio
+from restoration import image_files as rio
+from restoration import image_ops
 from restoration.restore import expand_inputs, plan_outputs
-from restoration.imageio import (
+from restoration.image_files import (
     ImageInfo,
     read_image,
-    to_channels,
     write_image,
 )
 
@@ -246,7 +246,7 @@ def test_model_channel_mismatch_is_converted_back(tmp_path):
   src = tmp_path / "g.png"
   Image.fromarray(_u8(5, 6), "L").save(src)
   image, info = read_image(str(src))
-  rgb = to_channels(image, 3)  # a model trained on RGB
+  rgb = image_ops.to_channels(image, 3)  # a model trained on RGB
   dst = write_image(str(tmp_path / "o.png"), rgb, info)  # written back as gray
   np.testing.assert_array_equal(np.asarray(Image.open(dst)), np.asarray(Image.open(src)))
 
@@ -350,23 +350,6 @@ def test_expand_inputs(tmp_path):
     with pytest.raises(FileNotFoundError, match="no images match") as err:
       expand_inputs(missing)
     assert missing in str(err.value)
-
-
-def test_to_channels():
-  rgb = RNG.random((4, 5, 3), dtype=np.float32)
-  gray = to_channels(rgb, 1)
-  assert gray.shape == (4, 5, 1)
-  np.testing.assert_allclose(
-      gray[..., 0], rgb @ np.array([0.299, 0.587, 0.114], np.float32), rtol=1e-6
-  )
-  back = to_channels(gray, 3)
-  assert back.shape == (4, 5, 3) and (back == gray).all()
-  assert to_channels(rgb, 3) is rgb
-  assert to_channels(rgb[None], 1).shape == (1, 4, 5, 1)  # NHWC too
-  white = np.ones((1, 1, 3), np.float32)
-  np.testing.assert_allclose(to_channels(white, 1), 1.0, rtol=1e-6)
-  with pytest.raises(ValueError):
-    to_channels(rgb, 4)
 
 
 def test_image_info_repr_has_no_pixels(tmp_path):

@@ -10,7 +10,8 @@ Codecs: Pillow for everything it represents losslessly (8-bit PNG/JPEG/BMP/TIFF,
 TIFF). Pillow silently truncates 16-bit *colour* PNGs and TIFFs to 8 bits (and cannot open
 16-bit gray+alpha TIFFs), so 16-bit PNGs go through ``pypng`` and 16-bit TIFFs through
 ``tifffile`` (LZW/PackBits-compressed 16-bit TIFFs additionally need ``imagecodecs`` and fail
-with a clear error without it). This module imports nothing from ``restoration``.
+with a clear error without it). It is the one decoder: the data sources read training and eval images through
+:func:`read_pixels` too, so 16-bit colour and EXIF orientation are treated the same everywhere.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import png  # pypng
 import tifffile
 from PIL import Image, ImageOps, features
 
+from restoration import image_ops
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "LOSSLESS_EXTENSIONS",
@@ -37,7 +40,7 @@ __all__ = [
     "write_image",
     "exists_error",
     "same_file",
-    "to_channels",
+    "read_pixels",
 ]
 
 #: Extensions restore.expand_inputs picks up from directories and globs (lower case).
@@ -55,7 +58,6 @@ _FORMAT_BY_EXT = {
     "": "PNG",
 }
 _MODE16 = {1: "I;16", 2: "LA;16", 3: "RGB;16", 4: "RGBA;16"}  # samples per pixel -> mode
-_LUMA_BT601 = (0.299, 0.587, 0.114)
 # Pillow modes read through a conversion to one of L / LA / RGB / RGBA ('P' depends on tRNS).
 _PILLOW_CONVERT = {
     "1": "L",
@@ -112,25 +114,6 @@ class ImageInfo:
         f"bit_depth={self.bit_depth}, channels={self.channels}, "
         f"alpha={'yes' if self.has_alpha else 'no'}, size={self.height}x{self.width})"
     )
-
-
-def to_channels(image, channels: int):
-  """Convert the last axis between gray (1) and RGB (3); other axes untouched.
-
-  RGB -> gray uses BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (keeps a size-1 channel axis);
-  gray -> RGB replicates. Same count returns the input. Works on numpy and jax arrays.
-  Typical use: ``model_in = to_channels(img, model_channels)``, restore, then
-  ``to_channels(out, info.channels)`` before :func:`write_image`.
-  """
-  have = int(image.shape[-1])
-  if have == channels:
-    return image
-  if have == 1 and channels == 3:
-    return image[..., [0, 0, 0]]
-  if have == 3 and channels == 1:
-    r, g, b = _LUMA_BT601
-    return image[..., 0:1] * r + image[..., 1:2] * g + image[..., 2:3] * b
-  raise ValueError(f"can only convert between 1 and 3 channels, got {have} -> {channels}")
 
 
 # ------------------------------------------------------------------------------------ reading
@@ -210,39 +193,41 @@ def _read_tiff16(path: str) -> Tuple[np.ndarray, Optional[np.ndarray], str, Opti
   return (*_split_alpha(arr), _MODE16[arr.shape[-1]], icc)
 
 
-def read_image(path: str) -> Tuple[np.ndarray, ImageInfo]:
-  """Read an image as float32 HWC in [0, 1] (colour channels only) plus its :class:`ImageInfo`.
+def read_pixels(path: str) -> Tuple[np.ndarray, ImageInfo]:
+  """The one image decoder: integer colour pixels (uint8 or uint16 HWC, 1 or 3 channels) + info.
 
   Supports PNG (8/16-bit gray, gray+alpha, RGB, RGBA, palette), JPEG, BMP and TIFF (8/16-bit).
-  The returned array has 1 (gray) or 3 (RGB) channels; an alpha channel is kept aside in
-  ``info.alpha`` for :func:`write_image`. Palette and bilevel images come back as RGB(A) / L
-  (written back as such); CMYK/YCbCr as RGB. JPEG EXIF orientation is applied, so the array is
-  upright as viewers show it. Multi-frame files: first frame only (with a warning). A 16-bit
-  PNG's transparent colour (tRNS) comes back as an alpha channel, written back as such.
+  An alpha channel is kept aside in ``info.alpha``. Palette and bilevel images come back as
+  RGB(A) / L; CMYK/YCbCr as RGB. JPEG EXIF orientation is applied, so the array is upright as
+  viewers show it. Multi-frame files: first frame only (with a warning). A 16-bit PNG's
+  transparent colour (tRNS) comes back as an alpha channel. 16-bit colour is kept at 16 bits
+  (Pillow alone would truncate it). Raises ValueError naming the file when it cannot be decoded.
   """
   path = os.fspath(path)
   with open(path, "rb") as f:
     data = f.read()
-  if data[:4] in (b"II*\x00", b"MM\x00*") and _tiff_bits(path) > 8:
-    arr, alpha, mode, icc = _read_tiff16(path)  # Pillow cannot even open some of these
-    fmt, depth = "TIFF", 16
-  else:
-    with Image.open(io.BytesIO(data)) as im:  # reads the header only, until im.load()
-      fmt = im.format
-      if getattr(im, "n_frames", 1) > 1:
-        warnings.warn(f"{path}: {im.n_frames} frames, restoring only the first")
-      icc = im.info.get("icc_profile")
-      if fmt == "PNG" and data[24] == 16:  # IHDR bit depth; Pillow would keep 8 bits
-        arr, alpha, mode = _read_png16(data, path)
-        depth = 16
-      else:
-        if fmt == "JPEG":
-          im = ImageOps.exif_transpose(im)
-        im.load()
-        arr, alpha, depth, mode = _from_pillow(im)
+  try:
+    if data[:4] in (b"II*\x00", b"MM\x00*") and _tiff_bits(path) > 8:
+      arr, alpha, mode, icc = _read_tiff16(path)  # Pillow cannot even open some of these
+      fmt, depth = "TIFF", 16
+    else:
+      with Image.open(io.BytesIO(data)) as im:  # reads the header only, until im.load()
+        fmt = im.format
+        if getattr(im, "n_frames", 1) > 1:
+          warnings.warn(f"{path}: {im.n_frames} frames, reading only the first")
+        icc = im.info.get("icc_profile")
+        if fmt == "PNG" and data[24] == 16:  # IHDR bit depth; Pillow would keep 8 bits
+          arr, alpha, mode = _read_png16(data, path)
+          depth = 16
+        else:
+          if fmt == "JPEG":
+            im = ImageOps.exif_transpose(im)
+          im.load()
+          arr, alpha, depth, mode = _from_pillow(im)
+  except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+    raise ValueError(f"cannot read image file {path}: {e}") from e
   if fmt not in ("PNG", "JPEG", "BMP", "TIFF"):
     warnings.warn(f"{path}: {fmt} is not one of PNG/JPEG/BMP/TIFF; reading it anyway")
-  image = arr.astype(np.float32) / np.float32((1 << depth) - 1)
   info = ImageInfo(
       path=os.path.realpath(path),
       format=fmt,
@@ -254,7 +239,13 @@ def read_image(path: str) -> Tuple[np.ndarray, ImageInfo]:
       width=arr.shape[1],
       icc_profile=icc,
   )
-  return image, info
+  return arr, info
+
+
+def read_image(path: str) -> Tuple[np.ndarray, ImageInfo]:
+  """`read_pixels` as float32 HWC in [0, 1] (colour channels only), plus its :class:`ImageInfo`."""
+  arr, info = read_pixels(path)
+  return arr.astype(np.float32) / np.float32(info.max_value), info
 
 
 # ------------------------------------------------------------------------------------ writing
@@ -364,7 +355,9 @@ def _quantise(image: np.ndarray, depth: int) -> np.ndarray:
 def write_image(path: str, image: np.ndarray, info: ImageInfo, *, overwrite: bool = False) -> str:
   """Write a restored float HWC image in [0, 1] like the source described by ``info``.
 
-  The image is clipped to [0, 1], converted to ``info.channels`` (via :func:`to_channels` if
+  (One function on purpose: the checks that protect the user's files run in this order.)
+
+  The image is clipped to [0, 1], converted to ``info.channels`` (via ``image_ops.to_channels`` if
   the model produced another count) and rounded to ``info.bit_depth`` (uint8 / uint16); the
   alpha channel from ``info`` is re-attached unchanged. The format follows the extension of
   ``path`` (.png / none: PNG; .jpg/.jpeg: JPEG, quality 95 — lossy, warns; .bmp; .tif/.tiff).
@@ -396,7 +389,7 @@ def write_image(path: str, image: np.ndarray, info: ImageInfo, *, overwrite: boo
     image = image[..., None]
   if image.ndim != 3:
     raise ValueError(f"expected an HWC image, got shape {image.shape}")
-  image = to_channels(image, info.channels)
+  image = image_ops.to_channels(image, info.channels)
   if info.alpha is not None and info.alpha.shape != image.shape[:2]:
     raise ValueError(
         f"image size {image.shape[:2]} does not match the alpha channel "
@@ -417,6 +410,9 @@ def write_image(path: str, image: np.ndarray, info: ImageInfo, *, overwrite: boo
     return path
   fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=parent)
   try:
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would leave replaced files private
     with os.fdopen(fd, "wb") as f:
       f.write(data)
     os.replace(tmp, path)

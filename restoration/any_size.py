@@ -2,15 +2,15 @@
 
 Everything here takes the model as a plain function ``apply_fn(images) -> restored`` on float32
 NHWC arrays in [0, 1] (the caller binds parameters, e.g. ``functools.partial(model.apply,
-{'params': params})``, and usually wraps it in ``jax.jit``). Nothing else from ``restoration``
-is imported.
+{'params': params})``, and usually wraps it in ``jax.jit``). Only `image_ops` (padding,
+dihedral transforms) is imported from ``restoration``.
 
 Three problems are handled:
 
 * **Shape constraints.** A model may need H and W to be multiples of ``multiple`` (16 for a
-  4-level U-Net). :func:`pad_to_multiple` / :func:`crop` pad bottom/right (reflect) and crop back.
+  4-level U-Net). `image_ops.pad_to_multiple` / `image_ops.crop` pad bottom/right (reflect) and crop back.
 * **Recompilation.** ``jax.jit`` keeps one compiled executable *per input shape* (and dtype), so
-  an evaluation set with 100 distinct image sizes compiles 100 times. :func:`bucket_shape` rounds
+  an evaluation set with 100 distinct image sizes compiles 100 times. `image_ops.bucket_shape` rounds
   the padded shape up to a coarser ``bucket`` (e.g. 64) so the set compiles **once per shape
   bucket, not once per image**; :class:`CompileCounter` / :func:`jit_cache_size` let tests check it.
 * **Memory.** :func:`tiled_apply` runs fixed-size overlapping tiles (so the model compiles once
@@ -19,138 +19,37 @@ Three problems are handled:
   ``overlap // 2`` (see :func:`tiled_apply` for why).
 
 :func:`self_ensemble` is the x8 flip/rotate geometric self-ensemble (EDSR / BasicSR), and
-:func:`restore` is the single entry point used by the evaluator and ``launch.py --mode=restore``.
+`apply` is the single entry point used by the evaluator and ``launch.py --mode=restore``.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any, Callable, Optional, Tuple, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from restoration import image_ops
+
 ApplyFn = Callable[[Any], Any]
 Array = Any  # numpy or jax array
 
 __all__ = [
-    "pad_to_multiple",
-    "pad_to_shape",
-    "crop",
-    "bucket_shape",
     "self_ensemble",
     "tiled_apply",
     "blend_window",
     "tile_starts",
-    "restore",
+    "apply",
     "CompileCounter",
     "jit_cache_size",
 ]
 
 
 # --------------------------------------------------------------------------------------------
-# Padding / cropping / bucketing
-# --------------------------------------------------------------------------------------------
-
-
-def _is_jax(x) -> bool:
-  return isinstance(x, jax.Array)
-
-
-def _round_up(n: int, m: int) -> int:
-  m = max(int(m), 1)
-  return -(-int(n) // m) * m
-
-
-def _pad_axis_mode(size: int, pad: int, mode: str) -> str:
-  """Reflect needs pad < size; fall back to symmetric (pad <= size), then edge."""
-  if mode != "reflect" or pad == 0:
-    return mode
-  if pad < size:
-    return "reflect"
-  if pad <= size:
-    return "symmetric"
-  return "edge"
-
-
-def pad_to_shape(images: Array, hw: Tuple[int, int], mode: str = "reflect") -> Array:
-  """Pad the spatial axes (-3, -2) of ``images`` (HWC or NHWC) at the bottom/right to ``hw``.
-
-  ``mode`` is a numpy/jnp pad mode. ``'reflect'`` (the default) mirrors without repeating the
-  edge pixel; when an axis is too small for that (pad >= size) it falls back to ``'symmetric'``
-  and, for pads longer than the image, to ``'edge'``. Works on numpy and jax arrays (returns
-  the same kind).
-  """
-  if images.ndim < 3:
-    raise ValueError(f"expected HWC or NHWC images, got shape {tuple(images.shape)}")
-  h, w = int(images.shape[-3]), int(images.shape[-2])
-  H, W = int(hw[0]), int(hw[1])
-  if H < h or W < w:
-    raise ValueError(f"cannot pad {(h, w)} down to {(H, W)}")
-  if (H, W) == (h, w):
-    return images
-  xp = jnp if _is_jax(images) else np
-  out = images
-  # Pad one axis at a time so each can pick its own fallback mode.
-  for axis, size, pad in ((-3, h, H - h), (-2, w, W - w)):
-    if pad == 0:
-      continue
-    widths = [(0, 0)] * images.ndim
-    widths[images.ndim + axis] = (0, pad)
-    out = xp.pad(out, widths, mode=_pad_axis_mode(size, pad, mode))
-  return out
-
-
-def pad_to_multiple(
-    images: Array, multiple: int, mode: str = "reflect"
-) -> Tuple[Array, Tuple[int, int]]:
-  """Pad HWC/NHWC ``images`` bottom/right so H and W are multiples of ``multiple``.
-
-  Returns ``(padded, (h, w))`` where ``(h, w)`` is the original size to pass to :func:`crop`.
-  """
-  h, w = int(images.shape[-3]), int(images.shape[-2])
-  return pad_to_shape(images, (_round_up(h, multiple), _round_up(w, multiple)), mode), (h, w)
-
-
-def crop(images: Array, hw: Tuple[int, int]) -> Array:
-  """Undo :func:`pad_to_multiple`: keep the top-left ``hw`` of the spatial axes (-3, -2)."""
-  h, w = int(hw[0]), int(hw[1])
-  return images[..., :h, :w, :]
-
-
-def bucket_shape(h: int, w: int, *, multiple: int, bucket: Optional[int] = None) -> Tuple[int, int]:
-  """The padded (H, W) to run (and compile) an h x w image at.
-
-  Without ``bucket`` this is the next multiple of ``multiple``. With ``bucket`` (e.g. 64) both
-  sides are rounded up to a multiple of ``lcm(multiple, bucket)``, so all images whose sizes
-  fall in the same bucket share one shape: a jitted model **compiles once per shape bucket,
-  not once per image** (at the cost of up to ``bucket - 1`` extra rows/columns of compute).
-  """
-  step = max(int(multiple), 1)
-  if bucket:
-    step = math.lcm(step, int(bucket))
-  return _round_up(h, step), _round_up(w, step)
-
-
-# --------------------------------------------------------------------------------------------
 # Geometric self-ensemble
 # --------------------------------------------------------------------------------------------
-
-
-def _dihedral(x, k: int):
-  """The k-th (0..7) dihedral transform of the spatial axes (-3, -2)."""
-  if k >= 4:
-    x = jnp.flip(x, axis=-2)
-  return jnp.rot90(x, k % 4, axes=(-3, -2))
-
-
-def _dihedral_inverse(y, k: int):
-  y = jnp.rot90(y, -(k % 4), axes=(-3, -2))
-  if k >= 4:
-    y = jnp.flip(y, axis=-2)
-  return y
 
 
 def self_ensemble(apply_fn: ApplyFn, images: Array) -> jax.Array:
@@ -167,7 +66,7 @@ def self_ensemble(apply_fn: ApplyFn, images: Array) -> jax.Array:
   bit for bit.
   """
   x = jnp.asarray(images)
-  outs = [_dihedral_inverse(apply_fn(_dihedral(x, k)), k) for k in range(8)]
+  outs = [image_ops.dihedral_inverse(apply_fn(image_ops.dihedral(x, k)), k) for k in range(8)]
   while len(outs) > 1:  # pairwise: (a+b)+(c+d) ... exact for identical terms
     outs = [outs[i] + outs[i + 1] for i in range(0, len(outs), 2)]
   return outs[0] * 0.125
@@ -230,6 +129,8 @@ def tiled_apply(
 ) -> np.ndarray:
   """Run ``apply_fn`` over overlapping fixed-size tiles and blend them (for big images).
 
+  (Long for its docstring: the exactness argument below belongs next to the code.)
+
   Args:
     apply_fn: ``[B, th, tw, C] -> [B, th, tw, C']`` (same spatial size), usually jitted.
     image_or_batch: ``[H, W, C]`` or ``[N, H, W, C]`` (images of a batch are done one by one).
@@ -264,7 +165,7 @@ def tiled_apply(
   keep full weight. For models with larger receptive fields (deep U-Nets) the result is an
   approximation whose transitions are smooth rather than seams; models that downsample are
   only shift-equivariant by multiples of their total stride, so keep ``tile``, ``overlap`` and
-  the image size multiples of it (:func:`restore` does this).
+  the image size multiples of it (:func:`apply` does this).
   """
   th, tw = _pair(tile)
   overlap = int(overlap)
@@ -288,7 +189,7 @@ def _tiled_single(
 ) -> np.ndarray:
   h, w = image.shape[:2]
   H, W = max(h, th), max(w, tw)
-  padded = pad_to_shape(image, (H, W))
+  padded = image_ops.pad_to_shape(image, (H, W))
   ys, xs = tile_starts(H, th, overlap), tile_starts(W, tw, overlap)
   wy = {y: blend_window(th, overlap, low_border=y == 0, high_border=y + th == H) for y in ys}
   wx = {x: blend_window(tw, overlap, low_border=x == 0, high_border=x + tw == W) for x in xs}
@@ -329,7 +230,7 @@ def _tiled_single(
 _self_ensemble = self_ensemble
 
 
-def restore(
+def apply(
     apply_fn: ApplyFn,
     images: Array,
     *,
@@ -340,7 +241,9 @@ def restore(
     bucket: Optional[int] = None,
     batch_tiles: int = 8,
 ) -> np.ndarray:
-  """Restore ``images`` of any size with ``apply_fn``; the evaluator's and restore mode's entry.
+  """Applies ``apply_fn`` to ``images`` of any size; the evaluator's and restore mode's entry.
+
+  (Long for its docstring: every option's effect on compilation is spelled out.)
 
   Args:
     apply_fn: the model, ``[N, H, W, C] -> [N, H, W, C]``. Pass a **jitted** function and keep
@@ -358,7 +261,7 @@ def restore(
       non-square inputs also run at the transposed shape (2 compilations per bucket); tiles
       are square so tiling + ensemble still compiles once.
     bucket: untiled only — round the padded shape up to multiples of ``bucket`` (see
-      :func:`bucket_shape`) so many image sizes share one compiled shape.
+      `image_ops.bucket_shape`) so many image sizes share one compiled shape.
     batch_tiles: tiles per model call when tiling.
 
   Returns:
@@ -379,20 +282,20 @@ def restore(
     fn = apply_fn
 
   if tile and tile > 0:
-    tile_r = _round_up(tile, multiple)
-    overlap_r = _round_up(overlap, multiple) if overlap > 0 else 0
+    tile_r = image_ops.round_up(tile, multiple)
+    overlap_r = image_ops.round_up(overlap, multiple) if overlap > 0 else 0
     if overlap_r >= tile_r:
       raise ValueError(
           f"overlap {overlap} (rounded to {overlap_r}) must be smaller than "
           f"tile {tile} (rounded to {tile_r}) for multiple={multiple}"
       )
-    padded, hw = pad_to_multiple(arr, multiple)
+    padded, hw = image_ops.pad_to_multiple(arr, multiple)
     out = tiled_apply(fn, padded, tile=tile_r, overlap=overlap_r, batch_tiles=batch_tiles)
   else:
-    H, W = bucket_shape(h, w, multiple=multiple, bucket=bucket)
-    padded = pad_to_shape(arr, (H, W))
+    H, W = image_ops.bucket_shape(h, w, multiple=multiple, bucket=bucket)
+    padded = image_ops.pad_to_shape(arr, (H, W))
     out = np.asarray(fn(padded), dtype=np.float32)
-  out = np.asarray(crop(out, (h, w)), dtype=np.float32)
+  out = np.asarray(image_ops.crop(out, (h, w)), dtype=np.float32)
   return out[0] if single else out
 
 
@@ -410,7 +313,7 @@ class CompileCounter:
   """Wraps a function and counts the distinct input signatures (shapes + dtypes) it sees.
 
   That is the number of compilations ``jax.jit`` would do for those calls (one per signature),
-  so ``restore(CompileCounter(jitted), ...)`` can check "compile once per bucket" without
+  so ``apply(CompileCounter(jitted), ...)`` can check "compile once per bucket" without
   relying on jax internals. ``jit_cache_size()`` additionally reports the wrapped jitted
   function's real cache size when this jax exposes it (``_cache_size``, present in 0.10).
   """

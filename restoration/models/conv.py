@@ -1,0 +1,207 @@
+"""A drop-in `flax.linen.Conv` whose training gradients are fast on XLA:CPU.
+
+Why: on XLA:CPU the weight gradient of a 3x3 convolution (a convolution of the input with
+the output gradient, which XLA lowers to a generic, poorly blocked loop) runs ~3x slower
+than the forward pass, while a plain GEMM of the same FLOPs runs at full speed. Here the
+weight gradient is an im2col GEMM instead: the kh*kw shifted (strided, dilated) views of
+the padded input are concatenated on the channel axis and contracted with the output
+gradient, `dW = patches^T @ dy`, in bounded-memory chunks (a `lax.scan` over batch chunks,
+and over bands of output rows when one image alone exceeds the budget). The forward pass
+and the input gradient stay XLA's own (they are fast already). Measured numbers:
+`benchmarks/train_step.py`, `benchmarks/torch_peer.py`.
+
+`Conv` has the same fields, parameter names and shapes as `flax.linen.Conv` (it *is* one,
+with `conv_general_dilated` defaulting to the function below), so checkpoints and parameter
+counts do not change. The fast path is chosen at trace time when `jax.default_backend() ==
+'cpu'`, the convolution is 2-D NHWC/HWIO with no input dilation and no feature groups;
+everything else (GPU/TPU, depthwise, transposed) calls `lax.conv_general_dilated`.
+
+Switch (read at trace time): `RESTORATION_FAST_CPU_CONV=auto` (default) takes the fast path
+only when the weight gradient is at least MIN_FAST_GFLOP of work: for tiny convs (test
+models, quick variants) the scan over chunks costs more than it saves, and their numbers stay
+XLA's own; `1` takes it wherever it applies, `0` never. `RESTORATION_CONV_CHUNK_MB` (default 8)
+bounds the im2col buffer of one chunk.
+"""
+
+import functools
+import os
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+_NHWC = lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), ("NHWC", "HWIO", "NHWC"))
+_DEFAULT_CHUNK_MB = 8.0
+
+
+MIN_FAST_GFLOP = 0.5  # weight-gradient work below which XLA's own path is kept ('auto')
+
+
+def _mode() -> str:
+  flag = os.environ.get("RESTORATION_FAST_CPU_CONV", "auto").strip().lower()
+  modes = {"auto": "auto", "": "auto", "1": "on", "true": "on", "on": "on", "0": "off",
+           "false": "off", "off": "off"}
+  if flag not in modes:
+    raise ValueError(f"RESTORATION_FAST_CPU_CONV={flag!r}; allowed: auto, 0/1, false/true, "
+                     "off/on")
+  return modes[flag]
+
+
+def fast_path_enabled() -> bool:
+  """True when convs traced now may use the im2col weight gradient (CPU backend, switch on)."""
+  return _mode() != "off" and jax.default_backend() == "cpu"
+
+
+def _worth_it(lhs_shape, rhs_shape, strides) -> bool:
+  """'auto': the weight gradient's GEMM is big enough for the fast path to pay."""
+  if _mode() == "on":
+    return True
+  n, h, w, _ = lhs_shape
+  kh, kw, cin, cout = rhs_shape
+  gflop = 2.0 * n * (h // strides[0]) * (w // strides[1]) * kh * kw * cin * cout / 1e9
+  return gflop >= MIN_FAST_GFLOP
+
+
+def _chunk_bytes() -> int:
+  raw = os.environ.get("RESTORATION_CONV_CHUNK_MB", str(_DEFAULT_CHUNK_MB))
+  try:
+    mb = float(raw)
+  except ValueError:
+    mb = -1.0
+  if mb <= 0:
+    raise ValueError(f"RESTORATION_CONV_CHUNK_MB={raw!r}; allowed: a positive number of MiB")
+  return int(mb * 2 ** 20)
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
+                         rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
+                         batch_group_count=1, precision=None, preferred_element_type=None):
+  """`lax.conv_general_dilated` with the im2col weight gradient where it applies (see top)."""
+  nd = lhs.ndim - 2
+  lhs_dilation = tuple(lhs_dilation or (1,) * nd)
+  rhs_dilation = tuple(rhs_dilation or (1,) * nd)
+  dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+  plain = functools.partial(
+      lax.conv_general_dilated, window_strides=window_strides, padding=padding,
+      lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation, dimension_numbers=dn,
+      feature_group_count=feature_group_count, batch_group_count=batch_group_count,
+      precision=precision, preferred_element_type=preferred_element_type)
+  if (nd != 2 or dn != _NHWC or any(d != 1 for d in lhs_dilation) or feature_group_count != 1
+      or batch_group_count != 1 or preferred_element_type is not None
+      or not fast_path_enabled() or not _worth_it(lhs.shape, rhs.shape, window_strides)):
+    return plain(lhs, rhs)
+  if isinstance(padding, str):
+    dilated = [(k - 1) * d + 1 for k, d in zip(rhs.shape[:2], rhs_dilation)]
+    pads = lax.padtype_to_pads(lhs.shape[1:3], dilated, window_strides, padding)
+  else:
+    pads = padding
+  pads = tuple((int(lo), int(hi)) for lo, hi in pads)
+  return _conv(lhs, rhs, tuple(window_strides), pads, rhs_dilation, precision,
+               _chunk_bytes())
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
+def _conv(x, w, strides, pads, dilation, precision, chunk_bytes):
+  return lax.conv_general_dilated(x, w, strides, pads, rhs_dilation=dilation,
+                                  dimension_numbers=_NHWC, precision=precision)
+
+
+def _conv_fwd(x, w, strides, pads, dilation, precision, chunk_bytes):
+  return _conv(x, w, strides, pads, dilation, precision, chunk_bytes), (x, w)
+
+
+def _conv_bwd(strides, pads, dilation, precision, chunk_bytes, res, dy):
+  x, w = res
+  # Input gradient: XLA's own transpose of the convolution (as fast as the forward on CPU).
+  _, vjp_x = jax.vjp(lambda x_: lax.conv_general_dilated(
+      x_, w, strides, pads, rhs_dilation=dilation, dimension_numbers=_NHWC,
+      precision=precision), x)
+  (dx,) = vjp_x(dy)
+  dw = weight_grad(x, dy, w.shape, strides, pads, dilation, chunk_bytes=chunk_bytes,
+                   precision=precision)
+  return dx, dw.astype(w.dtype)
+
+
+_conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+def _taps(xp, kh, kw, ho, wo, strides, dilation):
+  """(n, ho, wo, kh*kw*c) im2col of padded `xp`, taps in HWIO order (row, col, channel)."""
+  (sh, sw), (dh, dw_) = strides, dilation
+  n, c = xp.shape[0], xp.shape[-1]
+  views = [lax.slice(xp, (0, i * dh, j * dw_, 0),
+                     (n, i * dh + (ho - 1) * sh + 1, j * dw_ + (wo - 1) * sw + 1, c),
+                     (1, sh, sw, 1))
+           for i in range(kh) for j in range(kw)]
+  return jnp.concatenate(views, axis=-1)
+
+
+def weight_grad(x: jax.Array, dy: jax.Array, w_shape: Sequence[int],
+                strides: Sequence[int], pads: Sequence[tuple[int, int]],
+                dilation: Sequence[int], *, chunk_bytes: int | None = None,
+                precision: Any = None) -> jax.Array:
+  """float32 dL/dW (HWIO `w_shape`) of an NHWC convolution, as chunked im2col GEMMs.
+
+  `x` (N, H, W, C) is the conv input, `dy` (N, Ho, Wo, O) the output gradient; `pads`
+  explicit (lo, hi) per spatial axis (negative allowed, as in lax). The im2col buffer of one
+  step holds at most ~`chunk_bytes` (whole images per step when one fits, else bands of
+  output rows of one image), so peak memory does not grow with the batch.
+  """
+  kh, kw, c, o = w_shape
+  n, ho, wo = dy.shape[:3]
+  strides, dilation = tuple(strides), tuple(dilation)
+  chunk_bytes = chunk_bytes or _chunk_bytes()
+  xp = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0),) + tuple((lo, hi, 0) for lo, hi in pads)
+               + ((0, 0, 0),))
+  row_bytes = wo * kh * kw * c * x.dtype.itemsize
+  acc0 = jnp.zeros((kh * kw * c, o), jnp.float32)
+
+  def gemm(xc, dc, rows):
+    p = _taps(xc, kh, kw, rows, wo, strides, dilation)
+    return lax.dot_general(p.reshape(-1, kh * kw * c), dc.reshape(-1, o),
+                           (((0,), (0,)), ((), ())), precision=precision,
+                           preferred_element_type=jnp.float32)
+
+  if ho * row_bytes <= chunk_bytes:      # whole images per step: scan over batch chunks
+    per = max(1, min(n, chunk_bytes // (ho * row_bytes)))
+    full, rest = divmod(n, per)
+
+    def body(acc, xs):
+      return acc + gemm(xs[0], xs[1], ho), None
+
+    split = lambda a, m: a[:m * per].reshape((m, per) + a.shape[1:])
+    acc = acc0
+    if full:
+      acc, _ = lax.scan(body, acc, (split(xp, full), split(dy, full)))
+    if rest:
+      acc = acc + gemm(xp[full * per:], dy[full * per:], ho)
+    return acc.reshape(kh, kw, c, o)
+
+  # One image is too big: bands of `band` output rows (dy zero-padded to whole bands; zero
+  # rows add nothing), scanned over (image, band).
+  band = max(1, chunk_bytes // row_bytes)
+  bands = -(-ho // band)
+  span = (band - 1) * strides[0] + (kh - 1) * dilation[0] + 1   # input rows of one band
+  need = (bands - 1) * band * strides[0] + span
+  xp = jnp.pad(xp, ((0, 0), (0, max(0, need - xp.shape[1])), (0, 0), (0, 0)))
+  dy = jnp.pad(dy, ((0, 0), (0, bands * band - ho), (0, 0), (0, 0)))
+
+  def band_body(acc, idx):
+    i, b = idx // bands, idx % bands
+    xc = lax.dynamic_slice(xp, (i, b * band * strides[0], 0, 0),
+                           (1, span, xp.shape[2], c))
+    dc = lax.dynamic_slice(dy, (i, b * band, 0, 0), (1, band, wo, o))
+    return acc + gemm(xc, dc, band), None
+
+  acc, _ = lax.scan(band_body, acc0, jnp.arange(n * bands))
+  return acc.reshape(kh, kw, c, o)
+
+
+class Conv(nn.Conv):
+  """`flax.linen.Conv` with the fast CPU weight gradient (same fields, params, names)."""
+  conv_general_dilated: Any = conv_general_dilated
+
+
+__all__ = ["Conv", "conv_general_dilated", "weight_grad", "fast_path_enabled"]
