@@ -160,3 +160,55 @@ def test_zoo_grads_unchanged(monkeypatch, name, kw, count):
   monkeypatch.setenv("RESTORATION_FAST_CPU_CONV", "0")
   plain = grads()
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), fast, plain)
+
+
+# ------------------------------------------- up-sampling and pooling as GEMM / reshape forms
+
+@pytest.mark.parametrize("switch", ["auto", "0"])     # einsum form on CPU; lax.conv_transpose
+@pytest.mark.parametrize("stride,hw,bias,dtype", [
+    (2, (5, 7), True, jnp.float32), (3, (4, 3), False, jnp.float32),
+    (2, (6, 6), True, jnp.bfloat16)])
+def test_conv_transpose_matches_flax(monkeypatch, switch, stride, hw, bias, dtype):
+  """Same params (tree, shapes, init), outputs and gradients (params and input) as flax's."""
+  monkeypatch.setenv("RESTORATION_FAST_CPU_CONV", switch)
+  kw = dict(features=5, kernel_size=(stride, stride), strides=(stride, stride),
+            padding="SAME", use_bias=bias, dtype=dtype)
+  ours, ref = conv_lib.ConvTranspose(**kw), nn.ConvTranspose(**kw)
+  x = jax.random.normal(jax.random.key(2), (2,) + hw + (3,), jnp.float32)
+  params = ours.init(jax.random.key(0), x)["params"]
+  ref_params = ref.init(jax.random.key(0), x)["params"]
+  assert jax.tree.structure(params) == jax.tree.structure(ref_params)
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref_params), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  y, y_ref = ours.apply({"params": params}, x), ref.apply({"params": params}, x)
+  assert y.shape == y_ref.shape == (2, hw[0] * stride, hw[1] * stride, 5) and y.dtype == dtype
+  tol = 2e-2 if dtype == jnp.bfloat16 else 1e-5
+  np.testing.assert_allclose(np.asarray(y, np.float32), np.asarray(y_ref, np.float32),
+                             atol=tol, rtol=tol)
+  g = _loss(ours)(params, x)        # (loss, (param grads, input grad))
+  g_ref = _loss(ref)(params, x)
+  for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_ref), strict=True):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=20 * tol, rtol=tol)
+
+
+def test_conv_transpose_refuses_overlapping_kernels():
+  x = jnp.zeros((1, 4, 4, 2))
+  with pytest.raises(ValueError, match="kernel_size == strides"):
+    conv_lib.ConvTranspose(3, (3, 3), strides=(2, 2)).init(jax.random.key(0), x)
+
+
+@pytest.mark.parametrize("window,hw", [(2, (8, 6)), (2, (7, 9)), (3, (10, 7))])
+def test_max_pool_matches_flax(window, hw):
+  """Values and (tie-free) gradients equal nn.max_pool's, odd sizes cropped as VALID."""
+  x = jax.random.normal(jax.random.key(3), (2,) + hw + (3,), jnp.float32)
+  ref = lambda x: nn.max_pool(x, (window, window), strides=(window, window))
+  ours = lambda x: conv_lib.max_pool(x, window)
+  np.testing.assert_array_equal(np.asarray(ours(x)), np.asarray(ref(x)))
+  grad = lambda f: jax.grad(lambda x: jnp.sum(jnp.sin(3.0 * f(x))))(x)
+  np.testing.assert_allclose(np.asarray(grad(ours)), np.asarray(grad(ref)), atol=1e-6)
+
+
+def test_max_pool_splits_ties():
+  x = jnp.zeros((1, 2, 2, 1)).at[0, 0, 0, 0].set(1.0).at[0, 1, 1, 0].set(1.0)
+  g = jax.grad(lambda x: jnp.sum(conv_lib.max_pool(x)))(x)
+  np.testing.assert_allclose(np.asarray(g)[0, :, :, 0], [[0.5, 0.0], [0.0, 0.5]])

@@ -204,4 +204,57 @@ class Conv(nn.Conv):
   conv_general_dilated: Any = conv_general_dilated
 
 
-__all__ = ["Conv", "conv_general_dilated", "weight_grad", "fast_path_enabled"]
+class ConvTranspose(nn.ConvTranspose):
+  """`flax.linen.ConvTranspose` for non-overlapping up-sampling (kernel_size == strides, e.g.
+  the U-Net's 2x2 / stride 2): same fields, parameter names, shapes and initialisers.
+
+  Why: on XLA:CPU the gradients of a strided transposed convolution (convolutions with input
+  dilation) ran 20-40x slower than the equivalent GEMM (WORKSPACE, issue 17). With no overlap,
+  each output block is one matrix product, y[s*i + a, s*j + b] = x[i, j] @ kernel[s-1-a, s-1-b]
+  (flax's kernel is not flipped by `conv_transpose`), so on the fast path it is one einsum;
+  elsewhere (GPU/TPU, switch off) `lax.conv_transpose` as flax computes it.
+  """
+
+  @nn.compact
+  def __call__(self, inputs: jax.Array) -> jax.Array:
+    k = (self.kernel_size,) * 2 if isinstance(self.kernel_size, int) else tuple(self.kernel_size)
+    s = (self.strides,) * 2 if isinstance(self.strides, int) else tuple(self.strides or (1, 1))
+    dilation = self.kernel_dilation
+    if (len(k) != 2 or s != k or inputs.ndim != 4 or self.padding not in ("SAME", "VALID")
+        or self.transpose_kernel or self.mask is not None or dilation not in (None, 1, (1, 1))):
+      raise ValueError("conv.ConvTranspose is for non-overlapping 2-D up-sampling (NHWC input, "
+                       f"kernel_size == strides, SAME/VALID); got kernel_size={k}, strides={s}, "
+                       f"padding={self.padding!r}; use flax.linen.ConvTranspose")
+    kernel = self.param("kernel", self.kernel_init, k + (inputs.shape[-1], self.features),
+                        self.param_dtype)
+    bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+            if self.use_bias else None)
+    inputs, kernel, bias = self.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
+    if fast_path_enabled():
+      n, h, w, _ = inputs.shape
+      y = jnp.einsum("nhwc,abcd->nhawbd", inputs, kernel[::-1, ::-1], precision=self.precision,
+                     preferred_element_type=self.preferred_element_type)
+      y = y.reshape(n, h * k[0], w * k[1], self.features)
+    else:
+      y = lax.conv_transpose(inputs, kernel, s, self.padding, precision=self.precision,
+                             preferred_element_type=self.preferred_element_type)
+    return y if bias is None else y + bias
+
+
+def max_pool(x: jax.Array, window: int = 2) -> jax.Array:
+  """`nn.max_pool(x, (window,) * 2, strides=(window,) * 2)` (VALID: trailing rows/columns
+  that fill no window are dropped) as a reshape + max over NHWC `x`.
+
+  Same values; the gradient is elementwise instead of XLA's select-and-scatter, which ran
+  2.5-8x slower on XLA:CPU at the U-Net's shapes (WORKSPACE, issue 17). On ties the gradient is
+  split equally among the maxima (select-and-scatter gives it to the first); after a ReLU the
+  usual tie, an all-zero window, passes no gradient either way.
+  """
+  n, h, w, c = x.shape
+  h, w = h // window * window, w // window * window
+  x = x[:, :h, :w]
+  return x.reshape(n, h // window, window, w // window, window, c).max(axis=(2, 4))
+
+
+__all__ = ["Conv", "ConvTranspose", "conv_general_dilated", "max_pool", "weight_grad",
+           "fast_path_enabled"]

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from restoration import image_ops
-from restoration.models.conv import Conv
+from restoration.models.conv import Conv, ConvTranspose
 from restoration.models.layers import Dtype, finish
 
 _dense_init = nn.initializers.truncated_normal(0.02)
@@ -161,7 +161,7 @@ class CvT(nn.Module):
     c = self.embed_dim
     for i in range(int(math.log2(p))):
       c = max(c // 2, skip_ch)
-      t = nn.gelu(nn.ConvTranspose(c, (2, 2), strides=(2, 2), padding="SAME",
+      t = nn.gelu(ConvTranspose(c, (2, 2), strides=(2, 2), padding="SAME",
                                    name=f"up{i}", **kw)(t))
       t = nn.gelu(Conv(c, (3, 3), padding="SAME", name=f"up{i}_conv", **kw)(t))
     t = jnp.concatenate([t, shallow], axis=-1)

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from restoration import image_ops
-from restoration.models.conv import Conv
+from restoration.models.conv import Conv, ConvTranspose, max_pool
 from restoration.models.layers import Dtype, finish
 
 
@@ -96,12 +96,12 @@ class UNet(nn.Module):
     for i in range(self.depth):
       h = block(self.features * 2 ** i, f"enc{i}")(h, train=train)
       skips.append(h)
-      h = nn.max_pool(h, (2, 2), strides=(2, 2))
+      h = max_pool(h)
     h = block(self.bottleneck or self.features * 2 ** self.depth, "bottleneck")(h, train=train)
     h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
     for i in reversed(range(self.depth)):
       f = self.features * 2 ** i
-      h = nn.ConvTranspose(f, (2, 2), strides=(2, 2), padding="SAME", dtype=self.dtype,
+      h = ConvTranspose(f, (2, 2), strides=(2, 2), padding="SAME", dtype=self.dtype,
                            param_dtype=self.param_dtype, name=f"up{i}")(h)
       h = jnp.concatenate([h, skips[i]], axis=-1)
       h = block(f, f"dec{i}")(h, train=train)

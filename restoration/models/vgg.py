@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from restoration.models.conv import max_pool
 from restoration.models.layers import Dtype
 
 VGG19_WIDTHS = (64, 128, 256, 512, 512)
@@ -110,7 +111,7 @@ class VGG19(nn.Module):
         if f"relu{b}_{j}" in wanted:
           out[f"relu{b}_{j}"] = h
       if f"pool{b}" in wanted or any(c.startswith(f"conv{b + 1}_") for c in needed):
-        h = nn.max_pool(h, (2, 2), strides=(2, 2))
+        h = max_pool(h)
         if f"pool{b}" in wanted:
           out[f"pool{b}"] = h
     return out

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from restoration import image_ops
+from restoration.models.conv import ConvTranspose
 from restoration.models.layers import Dtype, finish
 from restoration.models.vgg import VGG19, VGG19_DEPTHS, VGG19_WIDTHS
 
@@ -58,7 +59,7 @@ class VggUNet(nn.Module):
     h = feats[taps[-1]]
     for i in reversed(range(1, self.depth)):
       f = self.widths[i - 1]
-      h = nn.ConvTranspose(f, (2, 2), strides=(2, 2), padding="SAME", dtype=self.dtype,
+      h = ConvTranspose(f, (2, 2), strides=(2, 2), padding="SAME", dtype=self.dtype,
                            param_dtype=self.param_dtype, name=f"up{i}")(h)
       h = jnp.concatenate([h, feats[taps[i - 1]]], axis=-1)
       h = nn.relu(conv(f, 3, f"dec{i}_1")(h))
