@@ -88,6 +88,20 @@ def make_quick_deblurring(c: ml_collections.ConfigDict) -> None:
   c.optimizer.warmup_steps = 20
 
 
+# Damaged old prints, (block side range, noise-filled blocks, black blocks): the mask task's
+# target (configs/mask.py) and the single-model baseline's damage (configs/damaged_gray.py).
+DAMAGE = ((4, 24), 6, 3)
+QUICK_DAMAGE = ((3, 10), 3, 2)
+
+
+def damage_blocks(size: tuple[int, int], noise: int, black: int, *,
+                  noise_fill: str = "noise") -> list[dict]:
+  """Noise-filled and black blocks of random sides in `size`, as scratches and stains on old
+  prints; noise_fill='gray_noise' keeps the noise gray on a gray photo stored as RGB."""
+  return [{"name": "random_blocks", "num_blocks": noise, "block_size": size, "fill": noise_fill},
+          {"name": "random_blocks", "num_blocks": black, "block_size": size, "fill": 0.0}]
+
+
 def full_size_blocks(c: ml_collections.ConfigDict) -> None:
   """The 128 px damaged-photo schedule the mask and inpainting configs share."""
   c.patch_size = 128

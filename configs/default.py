@@ -54,15 +54,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.inpaint = ml_collections.ConfigDict()
   c.inpaint.valid_weight = 0.1        # inpaint: loss weight on the known pixels (holes: 1)
 
-  # --- Chained restore (--mode=restore; restoration.chained) -----------------------------------
+  # --- Chained restore (--mode=restore / eval; restoration.chained, chained_eval) -------------
   # Workdirs of three trained runs; with `mask` set, restore runs mask -> colorize -> inpaint
-  # on the user's (gray, damaged) photos instead of the --workdir model. See configs/pipeline.py.
+  # on the user's (gray, damaged) photos instead of the --workdir model, and eval measures
+  # each stage and the chain on damaged gray versions of data.eval. See configs/pipeline.py.
   c.pipeline = ml_collections.ConfigDict()
   c.pipeline.mask = ""                # a task='mask' run ('' = no chained restore)
   c.pipeline.colorize = ""            # a gray -> RGB restorer (configs/colorize.py)
   c.pipeline.inpaint = ""             # a task='inpaint' run on RGB
   c.pipeline.threshold = 0.5          # damaged where the mask probability exceeds this
   c.pipeline.save_masks = False       # also write <name>_mask.png
+  c.pipeline.single = ""              # eval only: a one-model baseline on the same damaged
+                                      # gray inputs (configs/damaged_gray.py; '' = none)
 
   # Autoregressive task: how its eval / restore decode (restoration.tasks.autoregressive).
   c.autoregressive = ml_collections.ConfigDict()

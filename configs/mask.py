@@ -16,23 +16,18 @@ and best/ keeps the highest IoU. The first stage of the chained restore
 from configs import common
 
 
-def blocks(size: tuple[int, int], noise: int, black: int) -> list[dict]:
-  return [{"name": "random_blocks", "num_blocks": noise, "block_size": size, "fill": "noise"},
-          {"name": "random_blocks", "num_blocks": black, "block_size": size, "fill": 0.0}]
-
-
 def get_config(arg: str | None = None):
   a = common.parse_arg(arg, quick=False)
   c = common.base()
   c.task = "mask"
   c.data.channels = 1
-  c.corruption = blocks((4, 24), noise=6, black=3)
+  c.corruption = common.damage_blocks(*common.DAMAGE)
   c.model.kwargs = {"features": 32, "depth": 4, "out_channels": 1, "residual": False}
   c.loss = {"bce": 1.0, "dice": 1.0}
   common.full_size_blocks(c)
   if a.quick:
     common.quick_blocks(c)
     c.model.kwargs = {"features": 8, "depth": 2, "out_channels": 1, "residual": False}
-    c.corruption = blocks((3, 10), noise=3, black=2)
+    c.corruption = common.damage_blocks(*common.QUICK_DAMAGE)
     c.optimizer.warmup_steps = 20
   return c

@@ -15,7 +15,8 @@
 
 Outputs are RGB (a gray input becomes an RGB file) at the input's bit depth; with
 `config.pipeline.save_masks` the mask is also written as `<name>_mask.png`. Every stage uses
-config.eval.tile / tile_overlap / self_ensemble through `any_size.apply`.
+config.eval.tile / tile_overlap / self_ensemble through `any_size.apply`. `--mode=eval` with
+the same config measures each stage and the chain (restoration.chained_eval).
 """
 
 from __future__ import annotations
@@ -49,39 +50,51 @@ def enabled(config: ml_collections.ConfigDict) -> bool:
 class Stage:
   inference: tasks.Inference
   apply: object  # jitted predict with the variables bound
+  workdir: str = ""
+  step: int = 0
+  which: str = "best"  # the checkpoint: 'best' | 'latest'
+  config: ml_collections.ConfigDict | None = None  # the stage run's config.json
+
+
+def load_stage(config: ml_collections.ConfigDict, field: str, allowed: tuple[str, ...],
+               options: evaluate.EvalOptions) -> Stage:
+  """The best checkpoint of config.pipeline.<field>; ValueError naming that field when its
+  workdir is missing or holds another task. 'colorize' and 'single' must restore RGB."""
+  workdir = config.pipeline[field]
+  if not workdir:
+    raise ValueError(f"config.pipeline.{field} is empty: give the workdir of a trained "
+                     f"{'/'.join(allowed)} run")
+  try:
+    trained = checkpoints.load_run(workdir)
+  except FileNotFoundError as e:
+    raise ValueError(f"config.pipeline.{field}: {e}") from None
+  task = trained.meta.get("task", "supervised")
+  if task not in allowed:
+    raise ValueError(f"config.pipeline.{field}={workdir!r} is a {task!r} run; expected task "
+                     f"{' or '.join(map(repr, allowed))}")
+  run_config = ml_collections.ConfigDict(trained.config.to_dict())
+  run_config.model.dtype = config.model.dtype
+  inference = tasks.inference_for(trained.meta, run_config, options=options)
+  if field in ("colorize", "single") and (inference.channels != 3 or inference.needs_mask):
+    raise ValueError(f"config.pipeline.{field}={workdir!r} restores {inference.channels}-"
+                     "channel images; it must restore RGB (data.channels=3)")
+  apply = jax.jit(inference.predict)
+  return Stage(inference, lambda x, a=apply, v=jax.device_put(trained.variables): a(v, x),
+               workdir=workdir, step=trained.step, which=trained.which, config=trained.config)
 
 
 def load_stages(config: ml_collections.ConfigDict) -> dict[str, Stage]:
   """The three trained stages; ValueError naming config.pipeline.<stage> when one is wrong."""
   options = evaluate.EvalOptions.from_config(config)
-  p = config.pipeline
-  threshold = p.threshold
+  threshold = config.pipeline.threshold
   if not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
     raise ValueError(f"config.pipeline.threshold must be in (0, 1), got {threshold!r}")
-  stages = {}
-  for name, allowed in STAGES:
-    workdir = p[name]
-    if not workdir:
-      raise ValueError(f"config.pipeline.{name} is empty: give the workdir of a trained "
-                       f"{'/'.join(allowed)} run")
-    trained = checkpoints.load_run(workdir)
-    task = trained.meta.get("task", "supervised")
-    if task not in allowed:
-      raise ValueError(f"config.pipeline.{name}={workdir!r} is a {task!r} run; expected task "
-                       f"{' or '.join(map(repr, allowed))}")
-    run_config = ml_collections.ConfigDict(trained.config.to_dict())
-    run_config.model.dtype = config.model.dtype
-    inference = tasks.inference_for(trained.meta, run_config, options=options)
-    if name == "colorize" and (inference.channels != 3 or inference.needs_mask):
-      raise ValueError(f"config.pipeline.colorize={workdir!r} restores {inference.channels}-"
-                       "channel images; a colourisation run has data.channels=3")
-    apply = jax.jit(inference.predict)
-    stages[name] = Stage(inference, lambda x, a=apply, v=jax.device_put(trained.variables):
-                         a(v, x))
-  return stages
+  return {name: load_stage(config, name, allowed, options) for name, allowed in STAGES}
 
 
-def _run(stage: Stage, x: np.ndarray) -> np.ndarray:
+def run_stage(stage: Stage, x: np.ndarray) -> np.ndarray:
+  """One stage on float images [H, W, C] or [N, H, W, C] of any size (`any_size.apply` with
+  config.eval's tile / tile_overlap / self_ensemble); its `to_image`, float32."""
   o = stage.inference.options
   y = any_size.apply(stage.apply, x, multiple=stage.inference.multiple, tile=o.tile,
                      overlap=o.tile_overlap, self_ensemble=o.self_ensemble,
@@ -93,11 +106,11 @@ def restore_chain(stages: dict[str, Stage], image: np.ndarray, threshold: float
                   ) -> tuple[np.ndarray, np.ndarray]:
   """One float HWC image in [0, 1] -> (restored RGB HW3, damage mask HW1 of 0/1)."""
   gray = image_ops.to_channels(np.asarray(image, np.float32), 1)
-  prob = _run(stages["mask"], image_ops.to_channels(gray, stages["mask"].inference.channels))
+  prob = run_stage(stages["mask"], image_ops.to_channels(gray, stages["mask"].inference.channels))
   mask = (prob > threshold).astype(np.float32)
-  colour = np.clip(_run(stages["colorize"], image_ops.to_channels(gray, 3)), 0.0, 1.0)
+  colour = np.clip(run_stage(stages["colorize"], image_ops.to_channels(gray, 3)), 0.0, 1.0)
   holes = colour * (1.0 - mask)  # the inpainting runs' holes are zero-filled
-  filled = _run(stages["inpaint"], np.asarray(inpaint.with_mask(holes, mask)))
+  filled = run_stage(stages["inpaint"], np.asarray(inpaint.with_mask(holes, mask)))
   return np.clip(filled, 0.0, 1.0), mask
 
 

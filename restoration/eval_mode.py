@@ -18,7 +18,8 @@ process 0 only:
                         Non-finite values are null. Rows accumulate over runs: a re-run with the
                         same key (`eval_results.ROW_KEY`: dataset, level, n_images, convention, step,
                         self_ensemble, tile, tile_overlap, eval_seed and the level's specs,
-                        compared as canonical JSON) replaces its rows, other rows are kept.
+                        compared as canonical JSON; the chained pipeline's rows also stage
+                        and runs) replaces its rows, other rows are kept.
   eval/results.md       every row as markdown tables, one per (dataset, checkpoint step,
                         convention, self_ensemble, tile, tile_overlap, eval_seed).
   eval/per_image_<dataset>_<level>_<tag>.csv   name, psnr, ssim, input_psnr, input_ssim of
@@ -34,6 +35,9 @@ With `config.eval.tile > 0` every image goes through the host-driven tiled path
 (`Evaluator.evaluate_tiled`): same corruption keys, same metrics, the model compiled once for
 the tile shape. Otherwise the pmapped eval step of training is used, with the variables placed
 on the devices once for all levels.
+
+With config.pipeline.mask set (configs/pipeline.py) the three stages of the chained restore,
+the chain end to end and a one-model baseline are evaluated instead: restoration.chained_eval.
 """
 
 import json
@@ -45,6 +49,8 @@ import jax
 import ml_collections
 from absl import logging
 
+from restoration import chained
+from restoration import chained_eval
 from restoration import checkpoints
 from restoration import data
 from restoration import eval_results
@@ -77,7 +83,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = N
   """Evaluates a checkpoint of `workdir` over the sweep; writes eval/; returns this run's rows.
 
   One function on purpose: checks, then the levels, then the files, in the order a user reads.
+  With config.pipeline.mask set, the chained pipeline is evaluated instead (`chained_eval`).
   """
+  if chained.enabled(config):  # mask -> colourise -> inpaint of three runs, and a baseline
+    return chained_eval.run(config, workdir, step=step)
   if devices is None:
     devices = _devices(config.data.eval_batch_size)
   # Bad eval fields fail before anything is read.

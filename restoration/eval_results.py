@@ -22,8 +22,11 @@ from restoration import run_log
 RESULT_FIELDS = ("dataset", "corruption", "n_images", "input_psnr", "psnr", "input_ssim", "ssim",
                  "loss", "convention", "step", "checkpoint", "self_ensemble", "tile",
                  "tile_overlap", "eval_seed", "specs")
+# stage, runs: rows of the chained pipeline's eval only (restoration.chained_eval); null else.
 ROW_KEY = ("dataset", "corruption", "n_images", "convention", "step", "self_ensemble", "tile",
-           "tile_overlap", "eval_seed", "specs")
+           "tile_overlap", "eval_seed", "specs", "stage", "runs")
+PIPELINE_METRICS = (("input_psnr", 2), ("psnr", 2), ("input_ssim", 4), ("ssim", 4),
+                    ("iou", 4), ("f1", 4), ("precision", 4), ("recall", 4))
 PER_IMAGE_FIELDS = ("psnr", "ssim", "input_psnr", "input_ssim")
 
 
@@ -125,9 +128,11 @@ def _specs_text(specs: Any) -> str:
 
 def markdown(rows: Sequence[dict]) -> str:
   """Markdown tables: one per (dataset, step, checkpoint, convention, self_ensemble, tile,
-  tile_overlap, eval_seed); a row per level, with its images and corruption specs."""
+  tile_overlap, eval_seed); a row per level, with its images and corruption specs. Then the
+  chained pipeline's rows (those with a 'stage'), in `pipeline_markdown`'s tables."""
   groups: dict[tuple, list[dict]] = {}
-  for r in rows:
+  staged = [r for r in rows if "stage" in r]
+  for r in (r for r in rows if "stage" not in r):
     g = (r["dataset"], r["step"], r["checkpoint"], r["convention"], r["self_ensemble"],
          r["tile"], r.get("tile_overlap"), r.get("eval_seed"))
     groups.setdefault(g, []).append(r)
@@ -145,6 +150,37 @@ def markdown(rows: Sequence[dict]) -> str:
                    f"{_fmt(r['input_psnr'], 2)} | {_fmt(r['psnr'], 2)} | "
                    f"{_fmt(r['input_ssim'], 4)} | {_fmt(r['ssim'], 4)} | "
                    f"{_specs_text(r.get('specs'))} |")
+    parts.append("")
+  if staged:
+    parts.append(pipeline_markdown(staged))
+  return "\n".join(parts)
+
+
+def pipeline_markdown(rows: Sequence[dict]) -> str:
+  """One table per (dataset, convention, self_ensemble, tile, tile_overlap, eval_seed, damage
+  specs): a row per stage with its protocol, metrics ('-' where a stage has none) and runs."""
+  groups: dict[str, list[dict]] = {}
+  for r in rows:
+    g = [r["dataset"], r["convention"], r["self_ensemble"], r["tile"], r.get("tile_overlap"),
+         r.get("eval_seed"), r.get("specs")]
+    groups.setdefault(json.dumps(run_log.plain(g), sort_keys=True), []).append(r)
+  parts = []
+  for members in groups.values():
+    r0 = members[0]
+    extras = (", self-ensemble x8" if r0["self_ensemble"] else "")
+    extras += f", tiles {r0['tile']}px (overlap {r0.get('tile_overlap')})" if r0["tile"] else ""
+    parts.append(f"### `{r0['dataset']}`: chained restore, convention `{r0['convention']}`"
+                 f"{extras}, eval seed {r0.get('eval_seed')}\n")
+    parts.append(f"Damage: {_specs_text(r0.get('specs'))}\n")
+    parts.append("| stage | images | input PSNR | PSNR | input SSIM | SSIM | IoU | F1 | "
+                 "precision | recall | protocol | runs |")
+    parts.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    for r in members:
+      cells = [_fmt(r[k], d) if k in r else "-" for k, d in PIPELINE_METRICS]
+      runs = "; ".join(f"{w['workdir']} ({w['checkpoint']} {w['step']})"
+                       for w in (r.get("runs") or {}).values())
+      parts.append(f"| {r['stage']} | {r['n_images']} | {' | '.join(cells)} | "
+                   f"{r.get('protocol', '')} | {runs} |".replace("\n", " "))
     parts.append("")
   return "\n".join(parts)
 

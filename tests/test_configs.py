@@ -27,6 +27,7 @@ ARGS = {
     "colorize.py": ["", "quick"],
     "mask.py": ["", "quick"],
     "inpaint.py": ["", "quick"],
+    "damaged_gray.py": ["", "quick"],
     "pipeline.py": ["", "laptop"],
     "pixelcnn.py": ["", "quick", "corruption=blocks", "quick,corruption=blocks,blocks=50",
                     "sigma=50"],

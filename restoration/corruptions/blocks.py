@@ -11,7 +11,7 @@ from restoration.corruptions._common import (PRECISION, ImageShape, batched, che
                                              check_images, check_number, param_max, to_int,
                                              uniforms)
 
-FILLS = ("zero", "noise")
+FILLS = ("zero", "noise", "gray_noise")
 
 
 def _check_random_blocks(p: dict[str, Any], image_shape: ImageShape) -> dict[str, Any]:
@@ -49,7 +49,9 @@ def random_blocks(key: jax.Array, images: jax.Array, *, num_blocks: int,
     num_blocks: blocks per image (static: Python int >= 0).
     block_size: side length in pixels, or `(min, max)` with a side drawn per block (inclusive).
       Must not exceed min(H, W): a ValueError at trace time otherwise.
-    fill: 'zero', 'noise' (uniform [0, 1] per pixel and channel) or a constant in [0, 1].
+    fill: 'zero', 'noise' (uniform [0, 1] per pixel and channel), 'gray_noise' (uniform per
+      pixel, the same in every channel: gray noise on a gray photo kept in 3 channels; on
+      1-channel images it draws exactly what 'noise' draws) or a constant in [0, 1].
     return_mask: also return the float mask (N, H, W, 1), 1 where content was destroyed.
 
   The mask is built without materialising one (H, W) plane per block: the per-block row and
@@ -62,7 +64,7 @@ def random_blocks(key: jax.Array, images: jax.Array, *, num_blocks: int,
   nb, size = p["num_blocks"], p["block_size"]
 
   def one(k: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    noise_shape = x.shape if p["fill"] == "noise" else (0,)
+    noise_shape = {"noise": x.shape, "gray_noise": x.shape[:-1] + (1,)}.get(p["fill"], (0,))
     u_size, u_y, u_x, u_fill = uniforms(k, (nb,), (nb,), (nb,), noise_shape)
     lo, hi = size if isinstance(size, tuple) else (size, size)
     s = to_int(u_size, lo, hi)
@@ -74,7 +76,7 @@ def random_blocks(key: jax.Array, images: jax.Array, *, num_blocks: int,
     in_x = ((cols >= x0[:, None]) & (cols < (x0 + s)[:, None])).astype(jnp.float32)
     hits = jnp.dot(in_y.T, in_x, precision=PRECISION)  # blocks covering each pixel
     mask = (hits > 0.5)[..., None]
-    if p["fill"] == "noise":
+    if p["fill"] in ("noise", "gray_noise"):
       value = u_fill.astype(x.dtype)
     elif p["fill"] == "zero":
       value = jnp.zeros((), x.dtype)
