@@ -38,7 +38,8 @@ from restoration import image_ops
 from restoration import tasks
 from restoration.tasks import inpaint
 
-STAGES = (("mask", ("mask",)), ("colorize", ("supervised", "paired")), ("inpaint", ("inpaint",)))
+STAGES = (("mask", ("mask",)), ("colorize", ("supervised", "paired")),
+          ("inpaint", ("inpaint", "inpaint_adversarial")))
 
 
 def enabled(config: ml_collections.ConfigDict) -> bool:
