@@ -18,8 +18,8 @@ image, so only the holes): G minimises g_adv + 100 x the loss above (`adversaria
 pix2pix's lambda), vanilla (non-saturating) GAN loss, Adam with b1 = 0.5 for both networks,
 D's gradients clipped at norm 1. Full size: lr 2e-4 for both, constant, no warmup (as
 pix2pix); the 70x70 PatchGAN on the 128 px crops. quick: a 2-layer, 16-feature PatchGAN (6x6
-logits of 34 px receptive fields on 32 px crops) and lr 1e-3 for both. Expect eval PSNR a
-little below the L1-only run's: the adversarial term trades PSNR for sharper fills.
+logits of 34 px receptive fields on 32 px crops) and lr 1e-3 for both. The adversarial term
+aims at sharper fills, not PSNR; at quick size it did not cost PSNR (WORKSPACE.md, issue 11).
 """
 
 from configs import common
