@@ -28,7 +28,8 @@ CASES = (
     "lowlight.py:quick", "lowlight.py:quick,amount=0.05",
     "cvt.py:quick", "cvt.py:quick,levin",
     "pix2pix.py:quick", "pix2pix.py:quick,blocks,loss=hinge", "pix2pix.py:quick,loss=lsgan",
-    "colorize.py:quick", "mask.py:quick", "inpaint.py:quick", "damaged_gray.py:quick",
+    "colorize.py:quick", "mask.py:quick", "inpaint.py:quick", "inpaint.py:quick,gan",
+    "damaged_gray.py:quick",
     "pixelcnn.py:quick", "pixelcnn.py:quick,sigma=50",
 )
 # Arguments whose quick variant does NOT learn yet (measured; left out of CASES on purpose):

@@ -48,11 +48,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                       # mask: predict the corruption's damage mask (loss:
                                       #   bce / dice; model out_channels=1, residual=False)
                                       # inpaint: image + mask channel -> filled image
+                                      # inpaint_adversarial: inpaint's network and loss as
+                                      #   pix2pix's G; D (config.adversarial) judges the
+                                      #   filled image, conditioned on image + mask
                                       # autoregressive: a PixelCNN (model.name='pixelcnn')
                                       # learns p(clean | corrupted) by exact NLL (config.loss
                                       # unused); configs/pixelcnn.py
   c.inpaint = ml_collections.ConfigDict()
-  c.inpaint.valid_weight = 0.1        # inpaint: loss weight on the known pixels (holes: 1)
+  c.inpaint.valid_weight = 0.1        # inpaint(_adversarial): loss weight on the known
+                                      # pixels (holes: 1)
 
   # --- Chained restore (--mode=restore / eval; restoration.chained, chained_eval) -------------
   # Workdirs of three trained runs; with `mask` set, restore runs mask -> colorize -> inpaint
@@ -130,7 +134,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer.grad_clip_norm = 0.0    # >0 clips the global gradient norm
   c.optimizer.b1 = 0.9                # adam/adamw: first-moment decay (GANs use 0.5)
 
-  # --- Adversarial task (config.task = 'adversarial': pix2pix, restoration.tasks.adversarial) --
+  # --- Adversarial tasks (config.task = 'adversarial' | 'inpaint_adversarial': pix2pix,
+  # restoration.tasks.adversarial) --------------------------------------------------------------
   # The restorer (config.model) is the generator G; D sees (corrupted, candidate). Per step:
   # d_steps updates of D, then one of G minimising g_adv + l1_weight * (config.loss's sum).
   c.adversarial = ml_collections.ConfigDict()

@@ -10,7 +10,7 @@
   1. mask      (task 'mask')       the photo's luma (gray) -> damage probability; damaged
                                    where probability > config.pipeline.threshold
   2. colorize  (a restorer)        the gray photo at the colourisation run's channels -> RGB
-  3. inpaint   (task 'inpaint')    the colour image with the damaged pixels zeroed plus the
+  3. inpaint   (task 'inpaint' or 'inpaint_adversarial')the colour image with the damaged pixels zeroed plus the
                                    mask channel -> the filled image (undamaged pixels kept)
 
 Outputs are RGB (a gray input becomes an RGB file) at the input's bit depth; with
@@ -39,7 +39,8 @@ from restoration import image_ops
 from restoration import tasks
 from restoration.tasks import inpaint
 
-STAGES = (("mask", ("mask",)), ("colorize", ("supervised", "paired")), ("inpaint", ("inpaint",)))
+STAGES = (("mask", ("mask",)), ("colorize", ("supervised", "paired")),
+          ("inpaint", ("inpaint", "inpaint_adversarial")))
 
 
 def enabled(config: ml_collections.ConfigDict) -> bool:

@@ -26,7 +26,7 @@ ARGS = {
     "pix2pix.py": ["", "quick", "blocks", "loss=lsgan", "quick,blocks,loss=hinge"],
     "colorize.py": ["", "quick"],
     "mask.py": ["", "quick"],
-    "inpaint.py": ["", "quick"],
+    "inpaint.py": ["", "quick", "gan", "quick,gan"],
     "damaged_gray.py": ["", "quick"],
     "pipeline.py": ["", "laptop"],
     "pixelcnn.py": ["", "quick", "corruption=blocks", "quick,corruption=blocks,blocks=50",

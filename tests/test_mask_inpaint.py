@@ -5,14 +5,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from restoration import chained
+from restoration import checkpoints
 from restoration import corruptions
 from restoration import evaluate
+from restoration import gan_losses
 from restoration import tasks
 from restoration import train
 from restoration.data import pipeline
+from restoration.tasks import inpaint
 from restoration.tasks import mask as mask_task
+from tests import test_chained
+from tests import test_configs
 from tests.test_train import assert_trees_equal, train_events
-from tests.tiny import tiny_config
+from tests.tiny import load_trained, tiny_config
 
 BLOCKS = [{"name": "random_blocks", "num_blocks": 3, "block_size": (2, 5), "fill": "noise"}]
 
@@ -111,7 +117,6 @@ def test_mask_task_resume_is_exact_and_keeps_best_by_iou(tmp_path):
   assert train_events(one) == train_events(two)
   evals = train_events(one, "eval")
   assert {"iou", "f1", "precision", "recall", "psnr", "input_psnr"} <= set(evals[0])
-  from restoration import checkpoints  # pylint: disable=g-import-not-at-top
   ckpt = checkpoints.Checkpointer(one, read_only=True)
   assert ckpt.best_psnr() == pytest.approx(max(e["iou"] for e in evals))
   ckpt.close()
@@ -157,3 +162,114 @@ def test_inpaint_trains_and_resumes(tmp_path):
   Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "user.png")
   with pytest.raises(ValueError, match="needs the damage mask"):
     restore.run(inpaint_config(), one, str(tmp_path / "user.png"), str(tmp_path / "out"))
+
+
+# ------------------------------------------------- inpaint_adversarial (inpainting + PatchGAN)
+
+GAN = {"adversarial.discriminator.kwargs": {"n_layers": 2, "features": 4},
+       "adversarial.d_optimizer.learning_rate": 2e-3}
+ZERO_BLOCKS = [{"name": "random_blocks", "num_blocks": 3, "block_size": (2, 5), "fill": 0.0}]
+
+
+def inpaint_gan_config(**kw):
+  return tiny_override(inpaint_config(), {"task": "inpaint_adversarial", **GAN, **kw})
+
+
+def test_inpaint_gan_discriminator_can_only_judge_the_holes():
+  task = build(inpaint_gan_config(corruption=ZERO_BLOCKS))
+  assert type(task.inference) is inpaint.InpaintInference
+  state = task.init_state()
+  # D is conditioned on image + mask (2 channels) and judges a 1-channel candidate.
+  assert state.d_params["conv0"]["kernel"].shape[2] == 3
+  rng = np.random.default_rng(0)
+  image = rng.random((3, 16, 16, 1), np.float32)
+  m = random_masks(3, (3, 16, 16, 1))
+  x = inpaint.with_mask(jnp.asarray(image * (1 - m)), jnp.asarray(m))
+  variables = task.inference_variables(state)
+  out = np.asarray(task.inference.predict(variables, x))
+  np.testing.assert_array_equal(out[m == 0], image[m == 0])  # known pixels unchanged
+  net = task.model.apply(variables, x, train=False)
+  np.testing.assert_array_equal(task.d_candidate(net, x), out)  # fake: the filled image
+  np.testing.assert_array_equal(task.d_candidate(jnp.asarray(image), x), image)  # real: clean
+  # G's adversarial gradient reaches its output in the holes only.
+  d_vars = {"params": state.d_params, "batch_stats": state.d_batch_stats}
+  g_adv = lambda y: gan_losses.generator_loss(
+      "vanilla", task.discriminator.apply(d_vars, x, task.d_candidate(y, x), train=False))
+  grad = np.asarray(jax.grad(g_adv)(net))
+  assert not np.any(grad[m == 0]) and np.any(grad[m == 1])
+  # G's reconstruction loss is inpaint's (holes + valid_weight x every pixel).
+  target = rng.random(image.shape, np.float32)
+  err = np.abs(np.asarray(net) - target)
+  np.testing.assert_allclose(task.task_loss(net, target, x, None)[0],
+                             (err * m).mean() + 0.1 * err.mean(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"corruption": [{"name": "gaussian_noise", "sigma": 5.0}]},
+     r"no masking step; task 'inpaint_adversarial' needs one of"),
+    ({"model.kwargs": {"depth": 2, "features": 8, "out_channels": 1}},
+     r"residual must be False for task 'inpaint_adversarial'"),
+    ({"model.kwargs": {"depth": 2, "features": 8, "out_channels": 2, "residual": False}},
+     r"out_channels to data.channels and residual=False"),
+    ({"inpaint.valid_weight": -1.0}, r"config.inpaint.valid_weight must be a number >= 0"),
+    ({"adversarial.d_steps": 0}, r"config.adversarial.d_steps must be an integer >= 1"),
+    ({"adversarial.discriminator.kwargs": {"n_layers": 3}},
+     r"config.adversarial.discriminator .* gives no logits on patch_size=16"),
+])
+def test_inpaint_gan_errors(overrides, match):
+  with pytest.raises(ValueError, match=match):
+    build(tiny_override(inpaint_gan_config(), overrides))
+
+
+@pytest.mark.parametrize("arg", ["gan", "quick,gan"])
+def test_inpaint_gan_configs_load_and_initialise(arg):
+  test_configs.test_config_loads_and_model_initialises("inpaint.py", arg)
+  assert test_configs.load("inpaint.py", arg).task == "inpaint_adversarial"
+
+
+@pytest.mark.slow  # three short GAN training runs (and evals)
+def test_inpaint_gan_trains_and_resumes_exactly(tmp_path):
+  """4 steps straight == 2 + 2 (two D updates per step, R1 and EMA on), bit for bit."""
+  cfg = dict(checkpoint_every_steps=2, eval_every_steps=2, ema_decay=0.9,
+             **{"adversarial.d_steps": 2, "adversarial.r1_gamma": 1.0})
+  devices = jax.local_devices()[:1]
+  one, two = str(tmp_path / "straight"), str(tmp_path / "resumed")
+  straight = train.train_and_evaluate(inpaint_gan_config(total_steps=4, **cfg), one,
+                                      devices=devices)
+  train.train_and_evaluate(inpaint_gan_config(total_steps=2, **cfg), two, devices=devices)
+  resumed = train.train_and_evaluate(inpaint_gan_config(total_steps=4, **cfg), two,
+                                     devices=devices)
+  assert int(resumed.step) == 4
+  assert_trees_equal(straight, resumed)  # every field: both models, optimizers, EMA
+  events = train_events(one)
+  assert events == train_events(two) and len(events) == 4
+  for key in ("g_loss", "g_adv", "g_l1", "d_loss", "d_real", "d_fake", "d_r1", "g_grad_norm",
+              "d_grad_norm"):
+    assert all(np.isfinite(e[key]) for e in events), key
+  assert all(np.isfinite(e["psnr"]) for e in train_events(one, "eval"))
+  # Eval / restore rebuild inpaint's inference from the checkpoint: known pixels kept.
+  inference, variables, _, _ = load_trained(inpaint_gan_config(), one)
+  assert type(inference) is inpaint.InpaintInference and inference.needs_mask
+  assert inference.meta["task"] == "inpaint_adversarial"
+  m = random_masks(4, (3, 16, 16, 1))
+  image = np.random.default_rng(5).random(m.shape, np.float32)
+  out = np.asarray(inference.predict(variables, inpaint.with_mask(image * (1 - m), m)))
+  np.testing.assert_array_equal(out[m == 0], image[m == 0])
+
+
+def test_chained_restore_takes_an_inpaint_gan_stage(tmp_path):
+  dirs = {}
+  for i, (name, kw) in enumerate(test_chained.STAGES.items()):
+    if name == "inpaint":
+      kw = {**kw, **GAN, "task": "inpaint_adversarial"}
+    c = tiny_config(seed=i, **kw)
+    task = build(c)
+    dirs[f"pipeline.{name}"] = str(tmp_path / name)
+    checkpoints.export(dirs[f"pipeline.{name}"], c, task.inference_variables(task.init_state()),
+                       task.model_meta())
+  stages = chained.load_stages(tiny_override(tiny_config(), dirs))
+  assert type(stages["inpaint"].inference) is inpaint.InpaintInference
+  image = np.random.default_rng(0).random((32, 32, 1), np.float32)
+  restored, mask = chained.restore_chain(stages, image, 0.5)
+  assert restored.shape == (32, 32, 3) and mask.shape == (32, 32, 1)
+  assert np.all(np.isfinite(restored))

@@ -5,6 +5,8 @@
   paired       pairs:INPUT_DIR,TARGET_DIR data: (optionally corrupted) input -> target
   mask         predict the corruption chain's damage mask (logits; IoU/F1 eval)
   inpaint      fill the chain's holes given the image and its mask
+  inpaint_adversarial  inpaint's network, input and loss as pix2pix's generator against a
+               conditional PatchGAN judging the filled image (config.adversarial)
   autoregressive  a PixelCNN learns p(clean | corrupted) by exact NLL; decodes to restore
 
 `config.task` picks one; see `restoration.tasks.base` for what a task owns.
@@ -17,7 +19,7 @@ import ml_collections
 from restoration.tasks.adversarial import AdversarialTask
 from restoration.tasks.base import DISCRIMINATORS, Inference, Task, build_restorer
 from restoration.tasks.autoregressive import AutoregressiveTask
-from restoration.tasks.inpaint import InpaintTask
+from restoration.tasks.inpaint import InpaintAdversarialTask, InpaintTask
 from restoration.tasks.mask import MaskTask
 from restoration.tasks.supervised import PairedTask, SupervisedTask
 
@@ -27,6 +29,7 @@ TASKS: dict[str, type[Task]] = {
     "paired": PairedTask,
     "mask": MaskTask,
     "inpaint": InpaintTask,
+    "inpaint_adversarial": InpaintAdversarialTask,
     "autoregressive": AutoregressiveTask,
 }
 

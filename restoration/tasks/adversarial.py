@@ -15,6 +15,15 @@ mode throughout (BatchNorm on batch statistics, synced over devices), but each m
 running statistics are updated only by its own update. The inference side is the plain
 restorer (`base.Inference`): eval and restore see G only.
 
+Hooks a subclass overrides (`restoration.tasks.inpaint.InpaintAdversarialTask` does):
+  model_input(key, clean)          G's input, also D's condition y (here: the corruption)
+  d_candidate(image, model_input)  what D judges of a clean crop or of G's output (here: the
+                                   image itself; inpainting: its composite with the input's
+                                   known pixels, so that D can only judge the holes)
+  task_loss(output, target, model_input, consts)  G's reconstruction loss (here: config.loss)
+  inference_class                  eval / restore's side (here: the plain restorer's)
+The logged g_l1 is L1(d_candidate(G(y), y), x): the candidate D judges, against the clean.
+
 RNG, per step s (all `fold_in`; streams 1-4 as `restoration.tasks.supervised`):
   G's corruption   per GLOBAL example g: fold_in(fold_in(k_s, 1), g); G's dropout: stream 2
   clean crops      device stream 3 (data.on_device), shared by D and G
@@ -94,8 +103,6 @@ class AdversarialTask(base.Task):
   """pix2pix: the restorer against a conditional discriminator (see the module doc)."""
 
   name = "adversarial"
-  # (corrupted crops, clean crops): the same examples as the supervised task's.
-  example = supervised.SupervisedTask.example
   finite_metrics = ("g_loss", "d_loss", "g_grad_norm", "d_grad_norm")
 
   def __init__(self, config, **kwargs):
@@ -112,13 +119,38 @@ class AdversarialTask(base.Task):
     self.encoder = restorer.encoder_variables(config)
     self.loss_fn = losses.TrainingLoss(config)
 
+  # ------------------------------------------------------------------------------- hooks
+
+  def model_input(self, key: jax.Array, clean: jax.Array) -> jax.Array:
+    """G's input (and D's condition) for this device's clean crops: their corruption, drawn
+    with `key` per GLOBAL example (`supervised.corrupt_batch`)."""
+    return supervised.corrupt_batch(self.corrupt, key, clean)
+
+  def d_candidate(self, image: jax.Array, model_input: jax.Array) -> jax.Array:
+    """What D judges of `image` (a clean crop or G's output) given `model_input`: itself."""
+    del model_input
+    return image
+
+  def task_loss(self, output: jax.Array, target: jax.Array, model_input: jax.Array,
+                consts: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """G's reconstruction loss `(loss, terms)`: config.loss (perceptual term included)."""
+    del model_input
+    return self.loss_fn(output, target, consts)
+
+  def example(self, step_key, device_key, batch, consts) -> tuple[jax.Array, jax.Array]:
+    """(G's input, clean crops) of G's update."""
+    clean = self.clean_batch(jax.random.fold_in(device_key, supervised.SAMPLE_STREAM), batch,
+                             consts)
+    return self.model_input(step_key, clean), clean
+
   def check_shapes(self) -> None:
     """The restorer's shapes (base), and that D gives logits at the training crop size."""
     super().check_shapes()
     x = jax.ShapeDtypeStruct(self.input_shape(), jnp.float32)
+    y = jax.ShapeDtypeStruct(self.output_shape(), jnp.float32)
     try:
-      logits = jax.eval_shape(lambda x: self.discriminator.init_with_output(
-          jax.random.key(0), x, x, train=False)[0], x)
+      logits = jax.eval_shape(lambda x, y: self.discriminator.init_with_output(
+          jax.random.key(0), x, y, train=False)[0], x, y)
     except (TypeError, ValueError) as e:
       logits = e
     if not isinstance(logits, jax.ShapeDtypeStruct) or min(logits.shape[1:3]) < 1:
@@ -139,7 +171,9 @@ class AdversarialTask(base.Task):
     key = self.init_key()
     x = jnp.zeros(self.input_shape(), jnp.float32)
     g = self.model.init({"params": key, "dropout": key}, x, train=False)
-    d = self.discriminator.init(jax.random.fold_in(key, 1), x, x, train=False)
+    # D takes (condition = G's input, candidate of the target's shape).
+    d = self.discriminator.init(jax.random.fold_in(key, 1), x,
+                                jnp.zeros(self.output_shape(), jnp.float32), train=False)
     params, d_params = g["params"], d["params"]
     return GanState(step=jnp.zeros((), jnp.int32), params=params,
                     batch_stats=g.get("batch_stats", {}), opt_state=self.tx.init(params),
@@ -176,25 +210,25 @@ class AdversarialTask(base.Task):
   def d_step(self, state: GanState, clean: jax.Array, step_key: jax.Array,
              device_key: jax.Array, i: int) -> tuple[GanState, dict[str, jax.Array]]:
     """D's update `i` of this step, on a fresh corruption of `clean`; G is only read."""
-    corrupted = supervised.corrupt_batch(
-        self.corrupt, jax.random.fold_in(jax.random.fold_in(step_key, D_CORRUPT_STREAM), i),
-        clean)
+    corrupted = self.model_input(
+        jax.random.fold_in(jax.random.fold_in(step_key, D_CORRUPT_STREAM), i), clean)
     fake, _ = restorer.apply_train(
         self.model, state.params, state.batch_stats, corrupted,
         jax.random.fold_in(jax.random.fold_in(device_key, D_DROPOUT_STREAM), i))
-    fake = lax.stop_gradient(fake)
+    fake = lax.stop_gradient(self.d_candidate(fake, corrupted))
+    real = self.d_candidate(clean, corrupted)
 
     def loss_of(d_params):
       # Fake then real, each with its own batch statistics, as pix2pix does.
       fake_logits, stats = self._d_logits(d_params, state.d_batch_stats, corrupted, fake)
-      real_logits, stats = self._d_logits(d_params, stats, corrupted, clean)
+      real_logits, stats = self._d_logits(d_params, stats, corrupted, real)
       loss = gan_losses.discriminator_loss(self.kind, real_logits, fake_logits)
       aux = {"d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits)}
       if self.r1_gamma:
         # Eval-mode D: R1's per-example gradients need examples that do not share BN stats.
         d_eval = lambda x: self.discriminator.apply(
             restorer.variables(d_params, stats), corrupted, x, train=False)
-        aux["d_r1"] = gan_losses.r1_penalty(d_eval, clean, self.r1_gamma)
+        aux["d_r1"] = gan_losses.r1_penalty(d_eval, real, self.r1_gamma)
         loss = loss + aux["d_r1"]
       return loss, (stats, aux)
 
@@ -211,17 +245,18 @@ class AdversarialTask(base.Task):
   def g_step(self, state: GanState, clean: jax.Array, step_key: jax.Array,
              device_key: jax.Array, consts: Any) -> tuple[GanState, dict[str, jax.Array]]:
     """G's update (and EMA); D is only read (its statistics updates are dropped)."""
-    corrupted = supervised.corrupt_batch(self.corrupt, step_key, clean)
+    corrupted = self.model_input(step_key, clean)
 
     def loss_of(params):
       restored, stats = restorer.apply_train(
           self.model, params, state.batch_stats, corrupted,
           jax.random.fold_in(device_key, supervised.DROPOUT_STREAM))
+      candidate = self.d_candidate(restored, corrupted)
       fake_logits, _ = self._d_logits(state.d_params, state.d_batch_stats, corrupted,
-                                      restored)
+                                      candidate)
       adv = gan_losses.generator_loss(self.kind, fake_logits)
-      recon, terms = self.loss_fn(restored, clean, consts)
-      aux = {"g_adv": adv, "g_l1": losses.l1(restored.astype(jnp.float32), clean),
+      recon, terms = self.task_loss(restored, clean, corrupted, consts)
+      aux = {"g_adv": adv, "g_l1": losses.l1(candidate.astype(jnp.float32), clean),
              **{f"g_{k}": v for k, v in terms.items()}}
       return adv + self.l1_weight * recon, (stats, aux)
 

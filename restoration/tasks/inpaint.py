@@ -11,6 +11,13 @@ where composite = mask * net + (1 - mask) * clean carries the network's error on
 only (a per-pixel loss is then the hole error summed over the image's pixels, the quantity the
 eval PSNR of the filled image measures); the second term, at a lower weight, also asks the
 network to reproduce the known pixels.
+
+`config.task = 'inpaint_adversarial'` trains the same network (same input, loss and
+inference) as pix2pix's generator (`restoration.tasks.adversarial`, `config.adversarial`):
+G minimises g_adv + adversarial.l1_weight * the loss above. D is conditioned on the model
+input (image with holes + mask channel) and judges the composite mask * image + (1 - mask) *
+input, of G's output (fake) or of the clean crop (real): both carry the input's known pixels,
+so D can only tell them apart in the holes. Its logged g_l1 is the filled image's L1.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from restoration import corruptions
+from restoration.tasks import adversarial
 from restoration.tasks import base
 from restoration.tasks import mask as mask_task
 from restoration.tasks import supervised
@@ -27,6 +35,12 @@ from restoration.tasks import supervised
 def with_mask(image: jax.Array, mask: jax.Array) -> jax.Array:
   """The inpainting model's input: image channels, then the 0/1 hole mask."""
   return jnp.concatenate([image, mask.astype(image.dtype)], axis=-1)
+
+
+def composite(image: jax.Array, model_input: jax.Array) -> jax.Array:
+  """`image` in the holes of `model_input` (`with_mask`'s), the input's known pixels elsewhere."""
+  mask = model_input[..., -1:]
+  return mask * image + (1.0 - mask) * model_input[..., :-1]
 
 
 class InpaintInference(base.Inference):
@@ -41,8 +55,7 @@ class InpaintInference(base.Inference):
 
   def predict(self, variables, model_input):
     net = self.model.apply(variables, model_input, train=False).astype(jnp.float32)
-    mask = model_input[..., -1:]
-    return mask * net + (1.0 - mask) * model_input[..., :-1]
+    return composite(net, model_input)
 
   def measure(self, output, corrupted, clean, *, variables=None):
     del variables  # not a likelihood model
@@ -52,33 +65,52 @@ class InpaintInference(base.Inference):
     return model_input[..., :-1], output, target
 
 
-class InpaintTask(supervised.SupervisedTask):
-  """Holes of the chain's masking steps filled; loss on the holes (+ known pixels, weighted)."""
+class Inpainting:
+  """What both inpainting tasks share (a mixin listed before their base task): the checks,
+  the masked input, the hole-weighted loss and `InpaintInference`."""
 
-  name = "inpaint"
   inference_class = InpaintInference
   same_shape_input = False
   output_hint = ("set model.kwargs.out_channels to data.channels and residual=False (the "
                  "input has one more channel: the mask)")
 
   def __init__(self, config, **kwargs):
-    mask_task.require_masking(config, "inpaint")
+    mask_task.require_masking(config, self.name)
     weight = config.inpaint.valid_weight
     if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
       raise ValueError(f"config.inpaint.valid_weight must be a number >= 0, got {weight!r}")
     self.valid_weight = float(weight)
     super().__init__(config, **kwargs)
 
+  def model_input(self, key, clean):
+    """The chain's corruption of `clean` (keyed per global example) plus its mask channel."""
+    corrupted, mask = supervised.corrupt_batch(self.corrupt, key, clean, with_mask=True)
+    return with_mask(corrupted, mask)
+
   def example(self, step_key, device_key, batch, consts):
     clean = self.clean_batch(jax.random.fold_in(device_key, supervised.SAMPLE_STREAM), batch,
                              consts)
-    corrupted, mask = supervised.corrupt_batch(self.corrupt, step_key, clean, with_mask=True)
-    return with_mask(corrupted, mask), clean
+    return self.model_input(step_key, clean), clean
 
   def task_loss(self, output, target, model_input, consts):
     mask = model_input[..., -1:]
-    composite = mask * output + (1.0 - mask) * target
-    loss, terms = self.loss_fn(composite, target, consts)
+    filled = mask * output + (1.0 - mask) * target  # the network's error on the holes only
+    loss, terms = self.loss_fn(filled, target, consts)
     if self.valid_weight:
       loss = loss + self.valid_weight * self.loss_fn(output, target, consts)[0]
     return loss, terms
+
+
+class InpaintTask(Inpainting, supervised.SupervisedTask):
+  """Holes of the chain's masking steps filled; loss on the holes (+ known pixels, weighted)."""
+
+  name = "inpaint"
+
+
+class InpaintAdversarialTask(Inpainting, adversarial.AdversarialTask):
+  """Inpainting against a conditional PatchGAN that judges the filled image (module doc)."""
+
+  name = "inpaint_adversarial"
+
+  def d_candidate(self, image, model_input):
+    return composite(image, model_input)
