@@ -10,8 +10,9 @@
   1. mask      (task 'mask')       the photo's luma (gray) -> damage probability; damaged
                                    where probability > config.pipeline.threshold
   2. colorize  (a restorer)        the gray photo at the colourisation run's channels -> RGB
-  3. inpaint   (task 'inpaint' or 'inpaint_adversarial')the colour image with the damaged pixels zeroed plus the
-                                   mask channel -> the filled image (undamaged pixels kept)
+  3. inpaint   (task 'inpaint'     the colour image with the damaged pixels zeroed plus the
+               or 'inpaint_        mask channel -> the filled image (undamaged pixels kept)
+               adversarial')
 
 Outputs are RGB (a gray input becomes an RGB file) at the input's bit depth; with
 `config.pipeline.save_masks` the mask is also written as `<name>_mask.png`. Every stage uses
