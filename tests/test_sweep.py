@@ -207,7 +207,6 @@ def test_resolve_applies_overrides_and_eval_only_for_eval(tmp_path):
     ({"seeds": [1, 1]}, "seeds"),
 ])
 def test_bad_sweep_fields_raise(kwargs, match):
-  from tests.tiny import tiny_config  # pylint: disable=g-import-not-at-top
   args = dict(name="t", description="", base=tiny_config(), variants={"a": {}}, seeds=[0],
               reference="a")
   args.update(kwargs)
