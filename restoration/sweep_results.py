@@ -10,10 +10,11 @@ metrics.jsonl and wall_time.jsonl. Runs without eval results are listed as missi
 Per variant and eval level, over seeds (one value per seed: that run's mean over the eval
 images): mean, sample std (ddof=1) and the 95% confidence interval of the mean,
 mean +- t_{0.975, n-1} * std / sqrt(n) (Student t, scipy.stats); with one seed std and CI are
-undefined (null / '-'). Also, per variant: params (from jax.eval_shape of the model's init),
-GFLOPs of one forward pass on one eval image (XLA cost analysis of the compiled float32
-program; a multiply-add is 2 FLOPs; the image is data.eval_crop px square, or patch_size when
-eval images are whole), steps/s (per run: the median of the train events' steps_per_sec in
+undefined (null / '-'). Also, per variant: params of the inference model (from
+jax.eval_shape of its init; a GAN's generator), GFLOPs of restoring one eval image (XLA cost
+analysis of the compiled float32 forward pass; a multiply-add is 2 FLOPs; the image is
+data.eval_crop px square, or patch_size when eval images are whole; a PixelCNN's decode is
+H * W * C passes, see model_cost), steps/s (per run: the median of the train events' steps_per_sec in
 metrics.jsonl, robust to the compile-time first interval; then the mean over seeds) and wall
 time (per run: the sum of wall_time.jsonl's stages; then the mean over seeds).
 
@@ -50,6 +51,7 @@ from restoration import evaluate
 from restoration import tasks
 from restoration import sweep_spec
 from restoration import visualize
+from restoration.tasks import autoregressive as autoregressive_task
 
 CONFIDENCE = 0.95
 
@@ -110,17 +112,29 @@ def read_per_image_psnr(path: str) -> dict[str, float]:
 
 
 def model_cost(config: ml_collections.ConfigDict) -> tuple[int, float]:
-  """(parameter count, GFLOPs of one eval-mode forward pass on one eval-sized image)."""
-  model = tasks.build_restorer(config.model)
+  """(parameter count, GFLOPs of restoring one eval-sized image) of the inference model.
+
+  A restorer (a GAN's generator: the discriminator only trains) restores in one eval-mode
+  forward pass. A PixelCNN (task 'autoregressive') decodes with H * W * C passes of the
+  network, one per sub-pixel: XLA's cost of one pass times that count (XLA's cost analysis
+  would count the decode loop's body once).
+  """
   side = int(config.data.eval_crop) or int(config.patch_size)
-  x = jax.ShapeDtypeStruct((1, side, side, int(config.data.channels)), jnp.float32)
-  variables = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), x)
+  channels = int(config.data.channels)
+  x = jax.ShapeDtypeStruct((1, side, side, channels), jnp.float32)
+  if config.get("task", "supervised") == "autoregressive":
+    model = autoregressive_task.build_model(config.model)
+    inputs, passes = (jax.ShapeDtypeStruct(x.shape, jnp.uint8), x), side * side * channels
+  else:
+    model, inputs, passes = tasks.build_restorer(config.model), (x,), 1
+  variables = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0),
+                             *inputs)
   params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(variables["params"]))
-  cost = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(
-      variables, x).compile().cost_analysis()
+  cost = jax.jit(lambda v, *a: model.apply(v, *a, train=False)).lower(
+      variables, *inputs).compile().cost_analysis()
   if isinstance(cost, (list, tuple)):  # one dict per computation in some jax versions
     cost = cost[0] if cost else {}
-  return params, float(cost.get("flops", float("nan"))) / 1e9
+  return params, passes * float(cost.get("flops", float("nan"))) / 1e9
 
 
 def _steps_per_sec(rundir: str) -> float | None:
@@ -226,7 +240,8 @@ def markdown(summary: dict) -> str:
   s, ref = summary, summary["reference"]
   out = [f"# Sweep `{s['name']}`", "", s["description"], "",
          f"Seeds: {', '.join(map(str, s['seeds']))}. Mean +- std over seeds; 95% CI of the mean "
-         "(Student t). GFLOPs: one forward pass on one eval image.", ""]
+         "(Student t). GFLOPs: restoring one eval image (one forward pass; a PixelCNN's decode: "
+         "one pass per sub-pixel).", ""]
   if s["missing"]:
     out += [f"Missing (not evaluated yet): {', '.join(s['missing'])}", ""]
   out += ["| variant | level | seeds | PSNR | PSNR 95% CI | SSIM | SSIM 95% CI | params | "

@@ -16,6 +16,8 @@ Sweep config fields:
   variants     name -> overrides: dotted config key -> value. A value replaces the field
                whole (a list such as `corruption`, a dict such as `model.kwargs`); keys must
                exist in `base` (typos raise). Names: letters, digits, '_' and '-'.
+               `overrides_toward(base, other_config, keys)` derives them from another
+               config file (e.g. a GAN variant taking configs/pix2pix.py's settings).
   seeds        training seeds (config.seed); every variant runs with each one
   eval         overrides for --mode=eval only (e.g. a test set, more images, eval.sweep);
                training (and its best-checkpoint selection) never sees them, so a test set
@@ -43,6 +45,40 @@ def parse(arg: str | None, **extra: Any) -> ml_collections.ConfigDict:
 def _overrides(values: Mapping[str, Any]) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(values), allow_dotted_keys=True)
 
+
+def _field(config: ml_collections.ConfigDict, key: str, where: str) -> Any:
+  value = config
+  for i, part in enumerate(key.split(".")):
+    if not isinstance(value, ml_collections.ConfigDict) or part not in value:
+      raise ValueError(f"{where}: {'.'.join(key.split('.')[:i + 1])!r} is not a config field")
+    value = value[part]
+  return value
+
+
+def overrides_toward(base: ml_collections.ConfigDict, target: ml_collections.ConfigDict,
+                     keys: Sequence[str]) -> dict[str, Any]:
+  """The overrides that make `base`'s fields `keys` (dotted) equal to `target`'s.
+
+  So a variant takes another config file's settings (e.g. configs/pix2pix.py's optimizer and
+  adversarial block) without copying its values. Leaf by leaf: a section with the same keys
+  on both sides is compared field by field; any other difference (a value, a list, a section
+  whose keys differ such as `loss` or `model.kwargs`) overrides the field whole. Fields equal
+  in both are left out, so the variant lists only what really changes.
+  """
+  out = {}
+
+  def walk(key: str, old: Any, new: Any) -> None:
+    if (isinstance(old, ml_collections.ConfigDict) and isinstance(new, ml_collections.ConfigDict)
+        and set(old.keys()) == set(new.keys())):
+      for k in sorted(new.keys()):
+        walk(f"{key}.{k}", old[k], new[k])
+    elif run_log.plain(old) != run_log.plain(new):
+      out[key] = run_log.plain(new)
+
+  for key in keys:
+    walk(key, _field(base, key, "overrides_toward base"),
+         _field(target, key, "overrides_toward target"))
+  return out
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, Any], *,

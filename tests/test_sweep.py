@@ -9,19 +9,32 @@ import shutil
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 from scipy import stats
 
 from configs import common
+from configs import pix2pix
+from configs import pixelcnn
+from restoration import run_log
 from restoration import sweep
 from restoration import sweep_results
 from restoration import sweep_spec
+from restoration import tasks
+from tests.tiny import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "sweeps", "*.py"))
                  if not os.path.basename(p).startswith("_"))
+SHARED = os.path.join(os.path.dirname(ROOT), "shared", "data")  # the full sweeps' data specs
+# Tiny variants of the non-supervised tasks (on tiny_config's 16 px gray denoising).
+GAN = {"task": "adversarial", "loss": {"l1": 1.0},
+       "adversarial.discriminator.kwargs": {"n_layers": 2, "features": 4}}
+AR = {"task": "autoregressive", "model.name": "pixelcnn",
+      "model.kwargs": {"features": 4, "layers": 2, "cond_features": 4}, "patch_size": 8}
 
 # A 2-variant x 2-seed sweep of the tests' tiny CNN (4 steps, 2 eval images of 16 px).
 TINY_SWEEP = '''
@@ -39,9 +52,27 @@ def get_config(arg=None):
 '''
 
 
-def _load(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
+# The same tiny network three ways: supervised, as a pix2pix generator, and a PixelCNN.
+TASKS_SWEEP = f'''
+from restoration import sweep_spec
+from tests.tiny import tiny_config
+
+
+def get_config(arg=None):
+  return sweep_spec.build(
+      arg, name="tasks", description="one variant per task", base=tiny_config(),
+      variants={{"cnn": {{}}, "gan": {GAN!r}, "pixelcnn": {AR!r}}}, seeds=[0],
+      reference="cnn")
+'''
+
+
+def _module(path: str):
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-  return config_flags.config_flags._LoadConfigModule("sweep_test", path).get_config(arg)
+  return config_flags.config_flags._LoadConfigModule("sweep_test", path)
+
+
+def _load(path: str, arg: str | None = None) -> ml_collections.ConfigDict:
+  return _module(path).get_config(arg)
 
 
 def _tiny_file(tmp_path) -> str:
@@ -63,11 +94,98 @@ def test_shipped_sweeps_resolve_every_run(path, quick):
   for variant, seed in sweep_spec.runs(s):
     c = _load(path, f"{arg},variant={variant},seed={seed}".lstrip(","))
     assert set(c.to_dict()) == default_keys and c.seed == seed
-    names.add(json.dumps({"model": c.model.to_dict(), "corruption": list(c.corruption)},
-                         sort_keys=True, default=dict))
+    names.add(json.dumps({"task": c.task, "model": c.model.to_dict(),
+                          "corruption": list(c.corruption)}, sort_keys=True, default=dict))
     if quick:
       assert c.total_steps <= 300
-  assert len(names) == len(s.variants)  # every variant changes the model or the corruption
+  assert len(names) == len(s.variants)  # every variant changes the task, model or corruption
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=os.path.basename)
+@pytest.mark.parametrize("quick", [True, False])
+def test_shipped_sweep_runs_build_their_tasks(path, quick, monkeypatch):
+  """Every variant's train config (and eval config, when the sweep has eval overrides)
+  builds its task, which checks every field it reads; no training (shapes traced only)."""
+  if not quick and not os.path.isdir(SHARED):
+    pytest.skip("full sweeps read ../shared/data, which is not beside the checkout")
+  monkeypatch.chdir(ROOT)  # data specs are relative to the checkout
+  s = _load(path, "quick" if quick else None)
+  for variant in s.variants:
+    for for_eval in (False, True) if s.eval else (False,):
+      c = sweep_spec.resolve(s, variant, s.seeds[-1], for_eval=for_eval)
+      task = tasks.build(c, local_device_count=1, process_count=1)
+      assert task.name == c.task
+      abstract = task.abstract_state()
+      out = jax.eval_shape(task.inference.predict, task.inference_variables(abstract),
+                           jax.ShapeDtypeStruct(task.input_shape(2), jnp.float32))
+      assert out.shape == task.output_shape(2), (variant, for_eval)
+
+
+@pytest.mark.parametrize("quick", [True, False])
+@pytest.mark.parametrize("name,variant,like,source,fields", [
+    ("unet_bottleneck.py", "gan", "unet1024", pix2pix, "GAN_FIELDS"),
+    ("denoisers.py", "pixelcnn", "dncnn", pixelcnn, "PIXELCNN_FIELDS")])
+def test_borrowed_variants_take_the_source_config_on_their_fields_only(
+    name, variant, like, source, fields, quick):
+  """gan = the unet1024 run with configs/pix2pix.py's task/adversarial/loss/optimizer;
+  pixelcnn = the dncnn run with configs/pixelcnn.py's task/model/optimizer/decoding."""
+  module = _module(os.path.join(ROOT, "configs", "sweeps", name))
+  arg = "quick" if quick else None
+  s = module.get_config(arg)
+  src = source.get_config(arg)
+  fields = getattr(module, fields)
+  for seed in s.seeds:
+    run, ref = sweep_spec.resolve(s, variant, seed), sweep_spec.resolve(s, like, seed)
+    for key in run.keys():
+      expected = src[key] if key in fields else ref[key]
+      assert run_log.plain(run[key]) == run_log.plain(expected), key
+  assert s.variants[variant].get("task") == src.task != "supervised"
+
+
+def test_overrides_toward_lists_only_differences_and_reproduces_the_target():
+  base = tiny_config()
+  target = tiny_config(**{"task": "adversarial", "seed": 7, "optimizer.learning_rate": 0.5,
+                          "optimizer.b1": 0.5, "loss": {"l1": 1.0, "ssim": 0.1},
+                          "model.kwargs": {"depth": 3}, "adversarial.d_steps": 2})
+  keys = ("task", "optimizer", "loss", "model", "adversarial")
+  o = sweep_spec.overrides_toward(base, target, keys)
+  # Sections with the same keys leaf by leaf; sections whose keys differ whole.
+  assert o == {"task": "adversarial", "optimizer.learning_rate": 0.5, "optimizer.b1": 0.5,
+               "loss": {"l1": 1.0, "ssim": 0.1}, "model.kwargs": {"depth": 3},
+               "adversarial.d_steps": 2}
+  c = ml_collections.ConfigDict(base.to_dict())
+  sweep_spec.apply_overrides(c, o, where="test")
+  for key in keys:
+    assert run_log.plain(c[key]) == run_log.plain(target[key]), key
+  assert c.seed == base.seed == 0  # fields not asked for are left alone
+  assert sweep_spec.overrides_toward(base, base, keys) == {}
+  with pytest.raises(ValueError, match="'optimizer.nope' is not a config field"):
+    sweep_spec.overrides_toward(base, target, ("optimizer.nope",))
+
+
+@pytest.mark.parametrize("overrides", [{}, GAN], ids=["restorer", "gan"])
+def test_model_cost_of_a_restorer_is_one_forward_pass(overrides):
+  """tiny_config's CNN (1 -> 8 -> 1 channels, 3x3 SAME convs, residual): XLA counts the
+  multiply-adds of the taps inside the image, (3H - 2)^2 of them per channel pair, 2 FLOPs
+  each, plus 18 elementwise ops per pixel (biases 8 + 1, ReLU 8, residual 1). A GAN's
+  generator alone: the discriminator only trains."""
+  for side in (8, 16):
+    c = tiny_config(**overrides, **{"data.eval_crop": side})
+    params, gflops = sweep_results.model_cost(c)
+    assert params == 9 * 8 + 8 + 9 * 8 + 1
+    assert gflops * 1e9 == pytest.approx(2 * 16 * (3 * side - 2) ** 2 + 18 * side ** 2,
+                                         rel=1e-9)
+
+
+def test_model_cost_of_a_pixelcnn_is_its_decode():
+  """params = the task's state params; GFLOPs = H * W * C forward passes, each over the whole
+  image: quadratic in the area (x16 from 16 to 32 px, up to border effects), not linear."""
+  costs = {side: sweep_results.model_cost(tiny_config(**AR, **{"data.eval_crop": side}))
+           for side in (16, 32)}
+  task = tasks.build(tiny_config(**AR), local_device_count=1, process_count=1)
+  n_params = sum(x.size for x in jax.tree.leaves(task.abstract_state().params))
+  assert costs[16][0] == costs[32][0] == n_params
+  assert costs[32][1] / costs[16][1] == pytest.approx(16, rel=0.02)
 
 
 def test_resolve_applies_overrides_and_eval_only_for_eval(tmp_path):
@@ -89,7 +207,6 @@ def test_resolve_applies_overrides_and_eval_only_for_eval(tmp_path):
     ({"seeds": [1, 1]}, "seeds"),
 ])
 def test_bad_sweep_fields_raise(kwargs, match):
-  from tests.tiny import tiny_config  # pylint: disable=g-import-not-at-top
   args = dict(name="t", description="", base=tiny_config(), variants={"a": {}}, seeds=[0],
               reference="a")
   args.update(kwargs)
@@ -239,3 +356,30 @@ def test_tiny_sweep_runs_resumes_and_aggregates(tmp_path):
   for p, data in first.items():
     assert open(os.path.join(workdir, p), "rb").read() == data, p
   assert first["psnr.png"][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_sweep_of_gan_and_pixelcnn_variants_aggregates_and_pairs(tmp_path):
+  """The adversarial and autoregressive tasks go through a sweep like a restorer: eval rows
+  found, paired with the reference on the same images, params / GFLOPs / steps/s filled."""
+  path = tmp_path / "tasks_sweep.py"
+  path.write_text(TASKS_SWEEP)
+  workdir = str(tmp_path / "sw")
+  out = _launch_sweep(str(path), workdir, tmp_path)
+  assert out.count(": train") == 3 and out.count(": eval") == 3
+  results = json.load(open(os.path.join(workdir, "results.json")))
+  assert results["missing"] == [] and results["order"] == ["cnn", "gan", "pixelcnn"]
+  for v in ("cnn", "gan", "pixelcnn"):
+    e = results["variants"][v]
+    row, = [r for r in json.load(open(os.path.join(workdir, v, "seed0", "eval",
+                                                   "results.json")))]
+    assert e["levels"]["train"]["psnr"]["mean"] == pytest.approx(row["psnr"], abs=1e-6)
+    assert e["steps_per_sec"] > 0 and e["gflops_per_image"] > 0
+    config = sweep_results.eval_config(os.path.join(workdir, v, "seed0"), {})
+    assert e["params"] == sweep_results.model_cost(config)[0]
+    if v != "cnn":
+      d = e["paired_vs_reference"]["train"]
+      ref = results["variants"]["cnn"]["levels"]["train"]["psnr"]["mean"]
+      assert d["images"] == 2 and d["mean"] == pytest.approx(row["psnr"] - ref, abs=1e-4)
+  assert results["variants"]["gan"]["params"] == results["variants"]["cnn"]["params"]
+  assert "| pixelcnn | train | 1 |" in open(os.path.join(workdir, "results.md")).read()

@@ -10,8 +10,9 @@ levels (eval.sweep), so the table shows both the matched level and the transfer.
 Full scale (GPU): configs/cnn_blocks.py (50k steps, batch 64, 32 px) on CIFAR-10 from
 ../shared/data/cifar10 (npz shards: train_0..3.npz for training, 40k images; train_4.npz
 held out for the in-training eval that picks the best checkpoint, first 1000 images; final
-eval on the first 2000 images of test.npz, never trained on or selected on), 3 seeds. Quick: the built-in photos (self-contained), a
-4-layer 16-channel CNN, 200 steps, 2 seeds, 8 eval crops of 32 px.
+eval on the first 2000 images of test.npz, never trained on or selected on), 3 seeds.
+Quick: the built-in photos (self-contained), a 4-layer 16-channel CNN, 200 steps, 2 seeds,
+32 px centre crops of the 4 built-in eval photos.
 
 Arguments: `quick`, `variant=NAME`, `seed=K`, `eval`.
 """
