@@ -22,7 +22,6 @@ step ended by `block_until_ready`, and the table gives medians. Columns:
 'cpu' peak: the median FLOP/s of a jitted 2048^3 GEMM in the run's dtype, measured at start.
 """
 
-import functools
 import json
 import os
 import sys

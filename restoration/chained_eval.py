@@ -137,10 +137,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = N
     means = {k: eval_results.finite(np.mean([v[k] for v in values])) for k in sorted(values[0])}
     rows.append({"dataset": dataset, "corruption": "damaged_gray", "stage": stage,
                  "protocol": PROTOCOLS[stage], "n_images": len(values), **means,
-                 "convention": options.convention, "step": None, "checkpoint": None,
-                 "self_ensemble": options.self_ensemble, "tile": options.tile,
-                 "tile_overlap": options.tile_overlap if options.tile > 0 else 0,
-                 "eval_seed": options.seed, "specs": specs, "threshold": threshold,
+                 "step": None, "checkpoint": None, **options.row_fields,
+                 "specs": specs, "threshold": threshold,
                  "runs": {n: runs[n] for n in used}})
     logging.info("pipeline eval %s: %s", stage, ", ".join(
         f"{k} {v:.4f}" for k, v in means.items() if v is not None))

@@ -43,7 +43,6 @@ the chain end to end and a one-model baseline are evaluated instead: restoration
 import json
 import os
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import ml_collections
@@ -56,7 +55,6 @@ from restoration import data
 from restoration import eval_results
 from restoration import evaluate
 from restoration import parallel
-from restoration import run_log
 from restoration import tasks
 from restoration import visualize
 
@@ -118,10 +116,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = N
       result = evaluator.evaluate(placed, specs)
     row = {"dataset": dataset, "corruption": level, "n_images": result.n_images,
            **{k: eval_results.finite(v) for k, v in result.means.items()},
-           "convention": o.convention, "step": trained.step, "checkpoint": trained.which,
-           "self_ensemble": o.self_ensemble, "tile": o.tile,
-           "tile_overlap": o.tile_overlap if o.tile > 0 else 0,
-           "eval_seed": o.seed, "specs": specs}
+           "step": trained.step, "checkpoint": trained.which, **o.row_fields, "specs": specs}
     # Task-specific means (e.g. a mask run's iou, f1, precision, recall) follow the fields.
     rows.append({**{k: row.get(k) for k in eval_results.RESULT_FIELDS},
                  **{k: row[k] for k in sorted(result.means)

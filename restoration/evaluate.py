@@ -64,6 +64,13 @@ class EvalOptions:
   def convention(self) -> str:
     return metrics.convention_name(**self.metric_options)
 
+  @property
+  def row_fields(self) -> dict[str, Any]:
+    """What these options fix in an eval results row (part of `eval_results.ROW_KEY`)."""
+    return {"convention": self.convention, "self_ensemble": self.self_ensemble,
+            "tile": self.tile, "tile_overlap": self.tile_overlap if self.tile > 0 else 0,
+            "eval_seed": self.seed}
+
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict,
                   num_devices: int | None = None) -> "EvalOptions":

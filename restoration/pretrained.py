@@ -31,7 +31,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from restoration import metrics
 from restoration import models
 
 # Published PSNR (dB, RGB on uint8 outputs, unclipped noisy input) of the released files,

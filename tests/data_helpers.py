@@ -7,7 +7,6 @@ from PIL import Image
 
 from configs import default
 from restoration import image_ops
-from restoration.data import pipeline
 
 
 def make_config(train="builtin", eval_spec=None, **overrides):

@@ -12,7 +12,7 @@ from restoration import tasks
 from restoration import train
 from restoration.tasks import supervised
 from tests.test_train import assert_trees_equal, train_events
-from tests.tiny import load_trained, tiny_config
+from tests.tiny import load_trained, straight_and_resumed, tiny_config
 from tests.vgg_helpers import WIDTHS, random_arrays
 
 # G: DnCNN with BatchNorm (so G's statistics are checked too); D: a 2-layer PatchGAN.
@@ -76,17 +76,12 @@ def test_resume_is_exact(tmp_path):
   """6 steps straight == 3 + 3 (two D updates per step, R1 and EMA on), bit for bit."""
   cfg = dict(checkpoint_every_steps=3, eval_every_steps=100, ema_decay=0.9,
              **{"adversarial.d_steps": 2, "adversarial.r1_gamma": 1.0})
-  devices = jax.local_devices()[:1]
-  straight = train.train_and_evaluate(gan_config(total_steps=6, **cfg), str(tmp_path / "a"),
-                                      devices=devices)
-  train.train_and_evaluate(gan_config(total_steps=3, **cfg), str(tmp_path / "b"),
-                           devices=devices)
-  resumed = train.train_and_evaluate(gan_config(total_steps=6, **cfg), str(tmp_path / "b"),
-                                     devices=devices)
+  straight, resumed, one, two = straight_and_resumed(gan_config, tmp_path, total=6, stop=3,
+                                                     **cfg)
   assert int(resumed.step) == 6
   assert_trees_equal(straight, resumed)   # every field: both models, optimizers, EMA
-  events = train_events(str(tmp_path / "a"))
-  assert events == train_events(str(tmp_path / "b"))
+  events = train_events(one)
+  assert events == train_events(two)
   for key in ("g_loss", "g_adv", "g_l1", "d_loss", "d_real", "d_fake", "d_r1"):
     assert all(np.isfinite(e[key]) for e in events), key
 

@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from restoration import any_size
 from restoration.any_size import (
     CompileCounter,
     apply,

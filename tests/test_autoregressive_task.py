@@ -24,7 +24,7 @@ from restoration import restore
 from restoration import tasks
 from restoration import train
 from tests.test_train import assert_trees_equal, train_events
-from tests.tiny import load_trained, tiny_config
+from tests.tiny import load_trained, straight_and_resumed, tiny_config
 
 EVAL_KEYS = {"step", "kind", "psnr", "ssim", "input_psnr", "input_ssim", "loss", "nll_bpd",
              "psnr_sample", "ssim_sample"}
@@ -49,18 +49,13 @@ def trained(tmp_path_factory):
 def test_resume_is_exact(tmp_path):
   """6 steps straight == 3 steps, stop, rerun to 6: params, Adam state and logs bit for bit."""
   cfg = dict(checkpoint_every_steps=3, eval_every_steps=100)
-  devices = jax.local_devices()[:1]
-  straight = train.train_and_evaluate(ar_config(total_steps=6, **cfg), str(tmp_path / "a"),
-                                      devices=devices)
-  train.train_and_evaluate(ar_config(total_steps=3, **cfg), str(tmp_path / "b"),
-                           devices=devices)
-  resumed = train.train_and_evaluate(ar_config(total_steps=6, **cfg), str(tmp_path / "b"),
-                                     devices=devices)
+  straight, resumed, one, two = straight_and_resumed(ar_config, tmp_path, total=6, stop=3,
+                                                     **cfg)
   assert int(resumed.step) == 6
   assert_trees_equal(straight.params, resumed.params)
   assert_trees_equal(straight.opt_state, resumed.opt_state)
-  events = train_events(str(tmp_path / "a"))
-  assert events == train_events(str(tmp_path / "b"))
+  events = train_events(one)
+  assert events == train_events(two)
   assert [e["step"] for e in events] == list(range(1, 7))
 
 

@@ -11,8 +11,6 @@ import pytest
 from PIL import Image
 
 from restoration import data
-from restoration.data import device as device_lib
-from restoration.data import pipeline
 from tests.data_helpers import (coord_image, is_dihedral_crop, make_config, take,
                                 write_const_folder)
 

@@ -11,14 +11,13 @@ from restoration import corruptions
 from restoration import evaluate
 from restoration import gan_losses
 from restoration import tasks
-from restoration import train
 from restoration.data import pipeline
 from restoration.tasks import inpaint
 from restoration.tasks import mask as mask_task
 from tests import test_chained
 from tests import test_configs
 from tests.test_train import assert_trees_equal, train_events
-from tests.tiny import load_trained, tiny_config
+from tests.tiny import load_trained, straight_and_resumed, tiny_config
 
 BLOCKS = [{"name": "random_blocks", "num_blocks": 3, "block_size": (2, 5), "fill": "noise"}]
 
@@ -109,10 +108,8 @@ def test_mask_eval_of_the_true_mask_is_perfect():
 def test_mask_task_resume_is_exact_and_keeps_best_by_iou(tmp_path):
   cfg = dict(checkpoint_every_steps=2, eval_every_steps=2)
   devices = jax.local_devices()[:1]
-  one, two = str(tmp_path / "straight"), str(tmp_path / "resumed")
-  straight = train.train_and_evaluate(mask_config(total_steps=4, **cfg), one, devices=devices)
-  train.train_and_evaluate(mask_config(total_steps=2, **cfg), two, devices=devices)
-  resumed = train.train_and_evaluate(mask_config(total_steps=4, **cfg), two, devices=devices)
+  straight, resumed, one, two = straight_and_resumed(mask_config, tmp_path, total=4, stop=2,
+                                                     **cfg)
   assert_trees_equal(straight.params, resumed.params)
   assert train_events(one) == train_events(two)
   evals = train_events(one, "eval")
@@ -149,12 +146,8 @@ def test_inpaint_prediction_keeps_known_pixels_and_loss_is_on_holes():
 @pytest.mark.slow  # three short training runs (and an eval)
 def test_inpaint_trains_and_resumes(tmp_path):
   cfg = dict(checkpoint_every_steps=2, eval_every_steps=2)
-  devices = jax.local_devices()[:1]
-  one, two = str(tmp_path / "straight"), str(tmp_path / "resumed")
-  straight = train.train_and_evaluate(inpaint_config(total_steps=4, **cfg), one,
-                                      devices=devices)
-  train.train_and_evaluate(inpaint_config(total_steps=2, **cfg), two, devices=devices)
-  resumed = train.train_and_evaluate(inpaint_config(total_steps=4, **cfg), two, devices=devices)
+  straight, resumed, one, _ = straight_and_resumed(inpaint_config, tmp_path, total=4, stop=2,
+                                                   **cfg)
   assert_trees_equal(straight.params, resumed.params)
   assert all(np.isfinite(e["psnr"]) for e in train_events(one, "eval"))
   from PIL import Image  # pylint: disable=g-import-not-at-top
@@ -232,13 +225,8 @@ def test_inpaint_gan_trains_and_resumes_exactly(tmp_path):
   """4 steps straight == 2 + 2 (two D updates per step, R1 and EMA on), bit for bit."""
   cfg = dict(checkpoint_every_steps=2, eval_every_steps=2, ema_decay=0.9,
              **{"adversarial.d_steps": 2, "adversarial.r1_gamma": 1.0})
-  devices = jax.local_devices()[:1]
-  one, two = str(tmp_path / "straight"), str(tmp_path / "resumed")
-  straight = train.train_and_evaluate(inpaint_gan_config(total_steps=4, **cfg), one,
-                                      devices=devices)
-  train.train_and_evaluate(inpaint_gan_config(total_steps=2, **cfg), two, devices=devices)
-  resumed = train.train_and_evaluate(inpaint_gan_config(total_steps=4, **cfg), two,
-                                     devices=devices)
+  straight, resumed, one, two = straight_and_resumed(inpaint_gan_config, tmp_path, total=4,
+                                                     stop=2, **cfg)
   assert int(resumed.step) == 4
   assert_trees_equal(straight, resumed)  # every field: both models, optimizers, EMA
   events = train_events(one)

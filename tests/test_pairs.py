@@ -10,13 +10,12 @@ from PIL import Image
 from restoration import evaluate
 from restoration import metrics
 from restoration import tasks
-from restoration import train
 from restoration.data import pairs
 from restoration.data import pipeline
 from restoration.data import sources
 from tests.data_helpers import coord_image, is_dihedral_crop, make_config
 from tests.test_train import assert_trees_equal, train_events
-from tests.tiny import tiny_config
+from tests.tiny import straight_and_resumed, tiny_config
 
 
 def _save(path, a):
@@ -125,13 +124,7 @@ def test_paired_eval_measures_input_against_target(tmp_path):
 @pytest.mark.slow  # three short training runs (and an eval)
 def test_paired_task_resume_is_exact(tmp_path):
   cfg = dict(checkpoint_every_steps=2, eval_every_steps=100)
-  devices = jax.local_devices()[:1]
-  one, two = str(tmp_path / "straight"), str(tmp_path / "resumed")
-  straight = train.train_and_evaluate(paired_config(tmp_path / "d", total_steps=4, **cfg), one,
-                                      devices=devices)
-  train.train_and_evaluate(paired_config(tmp_path / "d", total_steps=2, **cfg), two,
-                           devices=devices)
-  resumed = train.train_and_evaluate(paired_config(tmp_path / "d", total_steps=4, **cfg), two,
-                                     devices=devices)
+  make = lambda **kw: paired_config(tmp_path / "d", **kw)
+  straight, resumed, one, two = straight_and_resumed(make, tmp_path, total=4, stop=2, **cfg)
   assert_trees_equal(straight.params, resumed.params)
   assert train_events(one) == train_events(two)

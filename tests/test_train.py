@@ -13,7 +13,7 @@ from restoration import run_log
 from restoration import train
 from restoration import visualize
 from restoration import tasks
-from tests.tiny import load_trained, tiny_config
+from tests.tiny import load_trained, straight_and_resumed, tiny_config
 
 
 def build(c):
@@ -107,13 +107,8 @@ def test_end_to_end_writes_everything(tmp_path):
 def test_resume_is_exact(tmp_path):
   """6 steps straight == 3 steps, stop, rerun with total_steps=6 (same batches, corruption)."""
   cfg = dict(checkpoint_every_steps=3, eval_every_steps=100)
-  one = str(tmp_path / "straight")
-  straight = train.train_and_evaluate(tiny_config(total_steps=6, **cfg), one,
-                                      devices=jax.local_devices()[:1])
-  two = str(tmp_path / "resumed")
-  train.train_and_evaluate(tiny_config(total_steps=3, **cfg), two, devices=jax.local_devices()[:1])
-  resumed = train.train_and_evaluate(tiny_config(total_steps=6, **cfg), two,
-                                     devices=jax.local_devices()[:1])
+  straight, resumed, one, two = straight_and_resumed(tiny_config, tmp_path, total=6, stop=3,
+                                                     **cfg)
   assert int(resumed.step) == 6
   assert_trees_equal(straight.params, resumed.params)
   assert_trees_equal(straight.opt_state, resumed.opt_state)

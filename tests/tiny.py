@@ -41,6 +41,22 @@ def override(c: ml_collections.ConfigDict, **dotted: Any) -> ml_collections.Conf
   return ml_collections.ConfigDict(d)
 
 
+def straight_and_resumed(make_config, tmp_path, *, total: int, stop: int, **cfg: Any):
+  """Trains `make_config(total_steps=total, **cfg)` straight in tmp_path/straight, and in
+  tmp_path/resumed first to `stop`, then (a new call, as after a kill) on to `total`, on one
+  device. Returns (straight state, resumed state, straight workdir, resumed workdir)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from restoration import train  # pylint: disable=g-import-not-at-top
+  devices = jax.local_devices()[:1]
+  one, two = str(tmp_path / "straight"), str(tmp_path / "resumed")
+  straight = train.train_and_evaluate(make_config(total_steps=total, **cfg), one,
+                                      devices=devices)
+  train.train_and_evaluate(make_config(total_steps=stop, **cfg), two, devices=devices)
+  resumed = train.train_and_evaluate(make_config(total_steps=total, **cfg), two,
+                                     devices=devices)
+  return straight, resumed, one, two
+
+
 def load_trained(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = None,
                  num_devices: int | None = None):
   """(inference, variables, step, which) of a workdir, as eval mode loads them."""

@@ -121,27 +121,17 @@ class AdversarialTask(base.Task):
 
   # ------------------------------------------------------------------------------- hooks
 
-  def model_input(self, key: jax.Array, clean: jax.Array) -> jax.Array:
-    """G's input (and D's condition) for this device's clean crops: their corruption, drawn
-    with `key` per GLOBAL example (`supervised.corrupt_batch`)."""
-    return supervised.corrupt_batch(self.corrupt, key, clean)
+  # G's input (also D's condition) and (G's input, clean crops): the supervised task's.
+  model_input = supervised.SupervisedTask.model_input
+  example = supervised.SupervisedTask.example
 
   def d_candidate(self, image: jax.Array, model_input: jax.Array) -> jax.Array:
     """What D judges of `image` (a clean crop or G's output) given `model_input`: itself."""
     del model_input
     return image
 
-  def task_loss(self, output: jax.Array, target: jax.Array, model_input: jax.Array,
-                consts: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """G's reconstruction loss `(loss, terms)`: config.loss (perceptual term included)."""
-    del model_input
-    return self.loss_fn(output, target, consts)
-
-  def example(self, step_key, device_key, batch, consts) -> tuple[jax.Array, jax.Array]:
-    """(G's input, clean crops) of G's update."""
-    clean = self.clean_batch(jax.random.fold_in(device_key, supervised.SAMPLE_STREAM), batch,
-                             consts)
-    return self.model_input(step_key, clean), clean
+  # G's reconstruction loss `(loss, terms)`: config.loss (perceptual term included).
+  task_loss = supervised.SupervisedTask.task_loss
 
   def check_shapes(self) -> None:
     """The restorer's shapes (base), and that D gives logits at the training crop size."""

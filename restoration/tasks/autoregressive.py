@@ -138,6 +138,7 @@ class AutoregressiveTask(base.Task):
 
   name = "autoregressive"
   # (corrupted crops, clean crops): the same examples as the supervised task's.
+  model_input = supervised.SupervisedTask.model_input
   example = supervised.SupervisedTask.example
   inference_class = AutoregressiveInference
 

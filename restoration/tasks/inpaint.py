@@ -87,11 +87,6 @@ class Inpainting:
     corrupted, mask = supervised.corrupt_batch(self.corrupt, key, clean, with_mask=True)
     return with_mask(corrupted, mask)
 
-  def example(self, step_key, device_key, batch, consts):
-    clean = self.clean_batch(jax.random.fold_in(device_key, supervised.SAMPLE_STREAM), batch,
-                             consts)
-    return self.model_input(step_key, clean), clean
-
   def task_loss(self, output, target, model_input, consts):
     mask = model_input[..., -1:]
     filled = mask * output + (1.0 - mask) * target  # the network's error on the holes only

@@ -106,10 +106,15 @@ class SupervisedTask(base.Task):
                          opt_state=self.tx.init(params),
                          ema_params=params if state.ema_params is not None else None)
 
+  def model_input(self, key: jax.Array, clean: jax.Array) -> jax.Array:
+    """The model's input for this device's clean crops: their corruption, drawn with `key`
+    per GLOBAL example (`corrupt_batch`). Inpainting adds the mask channel."""
+    return corrupt_batch(self.corrupt, key, clean)
+
   def example(self, step_key, device_key, batch, consts) -> tuple[jax.Array, jax.Array]:
-    """(corrupted crops, clean crops)."""
+    """(model input, clean crops)."""
     clean = self.clean_batch(jax.random.fold_in(device_key, SAMPLE_STREAM), batch, consts)
-    return corrupt_batch(self.corrupt, step_key, clean), clean
+    return self.model_input(step_key, clean), clean
 
   def training_loss(self, config) -> Any:
     """`(output, target, consts) -> (loss, terms)`: config.loss, perceptual term included."""
