@@ -140,6 +140,47 @@ def test_switch_and_fallbacks(monkeypatch):
     Conv(4, (3, 3)).init(jax.random.key(0), x)
 
 
+# ------------------------------------------------- the mosaic of narrow images (forward, dx)
+
+def test_mosaic_rule(monkeypatch):
+  """Which convs are run as a mosaic: 'SAME' stride-1 undilated only; in 'auto' only the
+  measured-slow shapes (many narrow images, <= 64 channels), never the U-Net's batch of 8."""
+  tiles = conv_lib._mosaic_tiles  # pylint: disable=protected-access
+  same3 = ((1, 1), (1, 1))
+  monkeypatch.setenv("RESTORATION_FAST_CPU_CONV", "auto")
+  assert tiles((128, 40, 40, 64), (3, 3, 64, 64), (1, 1), same3, (1, 1)) == 32  # 32*42 <= 2048
+  assert tiles((8, 128, 128, 64), (3, 3, 64, 64), (1, 1), same3, (1, 1)) == 1
+  assert tiles((32, 40, 40, 128), (3, 3, 128, 128), (1, 1), same3, (1, 1)) == 1
+  monkeypatch.setenv("RESTORATION_FAST_CPU_CONV", "1")
+  assert tiles((6, 5, 7, 3), (3, 3, 3, 4), (1, 1), same3, (1, 1)) == 6
+  assert tiles((6, 5, 7, 3), (5, 3, 3, 4), (1, 1), ((2, 2), (1, 1)), (1, 1)) == 6
+  assert tiles((7, 5, 700, 3), (3, 3, 3, 4), (1, 1), same3, (1, 1)) == 1   # 7 * 702 > 2048
+  assert tiles((6, 5, 7, 3), (3, 3, 3, 4), (2, 2), same3, (1, 1)) == 1      # strided
+  assert tiles((6, 5, 7, 3), (3, 3, 3, 4), (1, 1), ((1, 2), (1, 1)), (1, 1)) == 1  # not SAME
+  assert tiles((6, 5, 7, 3), (3, 3, 3, 4), (1, 1), ((2, 2), (2, 2)), (2, 2)) == 1  # dilated
+  assert tiles((1, 5, 7, 3), (3, 3, 3, 4), (1, 1), same3, (1, 1)) == 1      # one image
+
+
+@pytest.mark.parametrize("n,hw,kernel,cin", [(6, (5, 7), (3, 3), 3), (4, (6, 4), (5, 3), 2),
+                                             (8, (3, 3), (1, 1), 1)])
+def test_mosaic_equals_per_image_conv(n, hw, kernel, cin):
+  """Images side by side in one conv: outputs and both gradients equal XLA's per-image conv;
+  the rule above takes the mosaic here ('1' mode), so this is the path under test."""
+  x = jax.random.normal(jax.random.key(4), (n,) + hw + (cin,), jnp.float32)
+  w = jax.random.normal(jax.random.key(5), kernel + (cin, 3), jnp.float32)
+  pads = tuple(((k - 1) // 2,) * 2 for k in kernel)
+  assert conv_lib._mosaic_tiles(x.shape, w.shape, (1, 1), pads, (1, 1)) > 1  # pylint: disable=protected-access
+  dn = ("NHWC", "HWIO", "NHWC")
+  loss = lambda f: jax.jit(jax.value_and_grad(
+      lambda x, w: jnp.sum(jnp.sin(f(x, w, (1, 1), "SAME", dimension_numbers=dn))),
+      argnums=(0, 1)))
+  (l, (gx, gw)) = loss(conv_lib.conv_general_dilated)(x, w)
+  (lr, (gxr, gwr)) = loss(lax.conv_general_dilated)(x, w)
+  np.testing.assert_allclose(l, lr, rtol=1e-5)
+  np.testing.assert_allclose(gx, gxr, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(gw, gwr, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("name,kw,count", [
     ("dncnn", dict(depth=4, features=8), 9 * 8 + 8 + 2 * (9 * 64 + 16) + 9 * 8 + 1),
     ("cnn", dict(depth=3, features=8), 9 * 8 + 8 + 9 * 64 + 8 + 9 * 8 + 1)])

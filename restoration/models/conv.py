@@ -37,6 +37,7 @@ _DEFAULT_CHUNK_MB = 8.0
 
 
 MIN_FAST_GFLOP = 0.5  # weight-gradient work below which XLA's own path is kept ('auto')
+MOSAIC_WIDTH = 2048   # widest mosaic row, in columns (see `_to_mosaic`)
 
 
 def _mode() -> str:
@@ -98,27 +99,72 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   else:
     pads = padding
   pads = tuple((int(lo), int(hi)) for lo, hi in pads)
+  per = _mosaic_tiles(lhs.shape, rhs.shape, tuple(window_strides), pads, rhs_dilation)
   return _conv(lhs, rhs, tuple(window_strides), pads, rhs_dilation, precision,
-               _chunk_bytes())
+               _chunk_bytes(), per)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
-def _conv(x, w, strides, pads, dilation, precision, chunk_bytes):
-  return lax.conv_general_dilated(x, w, strides, pads, rhs_dilation=dilation,
-                                  dimension_numbers=_NHWC, precision=precision)
+def _mosaic_tiles(lhs_shape, rhs_shape, strides, pads, dilation) -> int:
+  """Images per mosaic row for a 'SAME' stride-1 conv (1: no mosaic). See `_to_mosaic`."""
+  n, _, w, c = lhs_shape
+  kh, kw, _, o = rhs_shape
+  same = all(k % 2 == 1 and tuple(p) == ((k - 1) // 2,) * 2 for k, p in zip((kh, kw), pads))
+  if strides != (1, 1) or tuple(dilation) != (1, 1) or not same or n < 2:
+    return 1
+  # 'auto': only where XLA:CPU was measured slow and the mosaic faster (WORKSPACE, issue 17):
+  # many narrow images with few channels (DnCNN's 128 of 40x40x64: forward and input gradient
+  # ~1.5x faster); at the U-Net's shapes (batch 8, or 128+ channels) it was slower.
+  if _mode() == "auto" and not (n >= 16 and w <= 96 and max(c, o) <= 64):
+    return 1
+  fits = [d for d in range(2, n + 1) if n % d == 0 and d * (w + kw - 1) <= MOSAIC_WIDTH]
+  return max(fits, default=1)
 
 
-def _conv_fwd(x, w, strides, pads, dilation, precision, chunk_bytes):
-  return _conv(x, w, strides, pads, dilation, precision, chunk_bytes), (x, w)
+def _to_mosaic(x, per, ph, pw):
+  """(n, h, w, c) -> (n/per, h+2ph, per*(w+2pw), c): each image with its own zero border,
+  `per` of them side by side. Why: XLA:CPU's convolution of many narrow images ran at ~40% of
+  its speed on wide ones; a 'SAME' conv of the mosaic equals the per-image convs on the
+  tiles' interiors (the kernel reaches no further than the border), the rest is cropped."""
+  n, h, w, c = x.shape
+  xp = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+  xp = xp.reshape(n // per, per, h + 2 * ph, w + 2 * pw, c).transpose(0, 2, 1, 3, 4)
+  return xp.reshape(n // per, h + 2 * ph, per * (w + 2 * pw), c)
 
 
-def _conv_bwd(strides, pads, dilation, precision, chunk_bytes, res, dy):
+def _from_mosaic(y, per, ph, pw, h, w):
+  """Inverse of `_to_mosaic` for the conv output: the per-image interiors, (n, h, w, o)."""
+  g, hp, _, o = y.shape
+  y = y.reshape(g, hp, per, w + 2 * pw, o).transpose(0, 2, 1, 3, 4)
+  return y.reshape(g * per, hp, w + 2 * pw, o)[:, ph:ph + h, pw:pw + w]
+
+
+def _xla_conv(x, w, strides, pads, dilation, precision, per):
+  """XLA's own convolution; of the mosaic of `x` (`per` images a row) when per > 1."""
+  if per == 1:
+    return lax.conv_general_dilated(x, w, strides, pads, rhs_dilation=dilation,
+                                    dimension_numbers=_NHWC, precision=precision)
+  (ph, _), (pw, _) = pads
+  y = lax.conv_general_dilated(_to_mosaic(x, per, ph, pw), w, strides, pads,
+                               rhs_dilation=dilation, dimension_numbers=_NHWC,
+                               precision=precision)
+  return _from_mosaic(y, per, ph, pw, x.shape[1], x.shape[2])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6, 7))
+def _conv(x, w, strides, pads, dilation, precision, chunk_bytes, per):
+  return _xla_conv(x, w, strides, pads, dilation, precision, per)
+
+
+def _conv_fwd(x, w, strides, pads, dilation, precision, chunk_bytes, per):
+  return _conv(x, w, strides, pads, dilation, precision, chunk_bytes, per), (x, w)
+
+
+def _conv_bwd(strides, pads, dilation, precision, chunk_bytes, per, res, dy):
   x, w = res
-  # Input gradient: XLA's own transpose of the convolution (as fast as the forward on CPU).
-  _, vjp_x = jax.vjp(lambda x_: lax.conv_general_dilated(
-      x_, w, strides, pads, rhs_dilation=dilation, dimension_numbers=_NHWC,
-      precision=precision), x)
+  # Input gradient: XLA's own transpose of the (mosaic) convolution, as fast as its forward.
+  _, vjp_x = jax.vjp(lambda x_: _xla_conv(x_, w, strides, pads, dilation, precision, per), x)
   (dx,) = vjp_x(dy)
+  # Weight gradient on the images as they are (the mosaic's borders would only add work).
   dw = weight_grad(x, dy, w.shape, strides, pads, dilation, chunk_bytes=chunk_bytes,
                    precision=precision)
   return dx, dw.astype(w.dtype)
