@@ -7,8 +7,10 @@ weight gradient is an im2col GEMM instead: the kh*kw shifted (strided, dilated) 
 the padded input are concatenated on the channel axis and contracted with the output
 gradient, `dW = patches^T @ dy`, in bounded-memory chunks (a `lax.scan` over batch chunks,
 and over bands of output rows when one image alone exceeds the budget). The forward pass
-and the input gradient stay XLA's own (they are fast already). Measured numbers:
-`benchmarks/train_step.py`, `benchmarks/torch_peer.py`.
+and the input gradient stay XLA's own convolution, but for many narrow images (DnCNN's 128
+patches of 40x40) it runs on a mosaic of them side by side (`_to_mosaic`): XLA:CPU's
+convolution of narrow images ran at ~40% of its speed on wide ones. Measured numbers:
+`benchmarks/train_step.py`, `benchmarks/torch_peer.py`, `benchmarks/conv_layer.py`.
 
 `Conv` has the same fields, parameter names and shapes as `flax.linen.Conv` (it *is* one,
 with `conv_general_dilated` defaulting to the function below), so checkpoints and parameter
