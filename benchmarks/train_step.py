@@ -5,9 +5,9 @@ r"""Train-step speed of the model zoo: steps/s, images/s, compile time, FLOP/s, 
 
 The step is the trainer's restoration step: Gaussian noise (sigma 25/255, key folded from the
 step number) on a uint8 batch, forward, MSE loss, grad, optax.adam update, BatchNorm stats
-updated. For each model x compute dtype x batch x fast-path setting ('on': the im2col CPU
-weight gradient of `restoration.models.conv`, 'off': RESTORATION_FAST_CPU_CONV=0, XLA's
-own), all variants are compiled first and then timed interleaved (round r times every
+updated. For each model x compute dtype x batch x fast-path setting ('on': `restoration.models.conv`
+as the trainer runs it, RESTORATION_FAST_CPU_CONV=auto (im2col weight gradients, the mosaic
+of narrow images where its rule says so); 'off': RESTORATION_FAST_CPU_CONV=0, XLA's own), all variants are compiled first and then timed interleaved (round r times every
 variant once, A/B/A/B) so that load from other processes hits them alike; each time is one
 step ended by `block_until_ready`, and the table gives medians. Columns:
   compile   seconds to lower + compile the step
@@ -75,7 +75,7 @@ FLAGS = flags.FLAGS
 
 def fast_env(on: bool):
   """Sets the switch read by restoration.models.conv at trace time."""
-  os.environ["RESTORATION_FAST_CPU_CONV"] = "1" if on else "0"
+  os.environ["RESTORATION_FAST_CPU_CONV"] = "auto" if on else "0"
 
 
 def make_step(model, lr: float = 1e-3):
