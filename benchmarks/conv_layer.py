@@ -4,8 +4,8 @@ r"""One 3x3 'SAME' convolution layer on XLA:CPU: XLA's own conv vs the narrow-im
       [--per=0] [--rounds=7]
 
 For each NHWC input shape (C -> C channels) it times, interleaved (round r times every variant
-once), the forward, the input gradient and the whole layer gradient (input + weight, the loss
-sum(sin(y))) of
+once), the forward, forward + input gradient, and forward + both gradients (input and weight;
+the loss sum(sin(y))) of
   xla     `lax.conv_general_dilated` (weight gradient XLA's own too)
   im2col  `restoration.models.conv` without the mosaic: XLA's forward and input gradient, the
           im2col weight gradient
@@ -94,8 +94,8 @@ def main(argv):
     med = {key_: 1e3 * float(np.median(t)) for key_, t in times.items()}
     rows.append((spec, v["mosaic per"], v["fast per"], med))
     print(spec, "done", flush=True)
-  print("\n| N x H x W x C | mosaic per row | 'auto' per | forward xla / mosaic ms | input grad "
-        "xla / mosaic | layer grad xla / im2col / mosaic / auto |")
+  print("\n| N x H x W x C | mosaic per row | 'auto' per | forward xla / mosaic ms | forward + "
+        "input grad xla / mosaic | forward + both grads xla / im2col / mosaic / auto |")
   print("|---|---:|---:|---:|---:|---:|")
   for spec, per, auto_per, m in rows:
     print(f"| {spec} | {per} | {auto_per} | {m[('xla', 0)]:.1f} / {m[('mosaic', 0)]:.1f} | "
