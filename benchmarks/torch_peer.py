@@ -29,6 +29,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import timing  # noqa: E402  pylint: disable=wrong-import-position
 import train_step  # noqa: E402  pylint: disable=wrong-import-position
 
 SETTINGS = {"dncnn": (1, 40, 128), "unet1024": (3, 128, 8)}   # channels, patch, batch
@@ -147,12 +148,7 @@ def bench(name: str, dtype: str, device: str):
     except Exception as e:  # pylint: disable=broad-except
       notes[key] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
       print(f"{key} failed: {e}", flush=True)
-  times = {k: [] for k in variants}
-  for k, run in variants.items():              # warm-up step each
-    run()
-  for _ in range(FLAGS.steps):
-    for k, run in variants.items():
-      times[k].append(run())
+  times = timing.interleaved(variants, FLAGS.steps)   # a warm-up round, then timed rounds
   med = {k: float(np.median(v)) for k, v in times.items()}
   best_torch = min((v for k, v in med.items() if k.startswith("torch")), default=float("nan"))
   return [dict(model=name, dtype=dtype, batch=SETTINGS[name][2], variant=k, step_s=t,

@@ -5,10 +5,11 @@ r"""Train-step speed of the model zoo: steps/s, images/s, compile time, FLOP/s, 
 
 The step is the trainer's restoration step: Gaussian noise (sigma 25/255, key folded from the
 step number) on a uint8 batch, forward, MSE loss, grad, optax.adam update, BatchNorm stats
-updated. For each model x compute dtype x batch x fast-path setting ('on': `restoration.models.conv`
-as the trainer runs it, RESTORATION_FAST_CPU_CONV=auto (im2col weight gradients, the mosaic
-of narrow images where its rule says so); 'off': RESTORATION_FAST_CPU_CONV=0, XLA's own), all variants are compiled first and then timed interleaved (round r times every
-variant once, A/B/A/B) so that load from other processes hits them alike; each time is one
+updated. For each model x compute dtype x batch x fast-path setting ('on':
+`restoration.models.conv` as the trainer runs it, RESTORATION_FAST_CPU_CONV=auto: im2col
+weight gradients, the mosaic of narrow images where its rule says so; 'off':
+RESTORATION_FAST_CPU_CONV=0, XLA's own), all variants are compiled first and then timed
+interleaved (round r times every variant once, A/B/A/B) so that load from other processes hits them alike; each time is one
 step ended by `block_until_ready`, and the table gives medians. Columns:
   compile   seconds to lower + compile the step
   GFLOP     XLA cost analysis of the compiled step ('flops', multiply-add = 2)
@@ -39,6 +40,7 @@ import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
 import optax  # noqa: E402  pylint: disable=wrong-import-position
 
 from restoration.models import get_model  # noqa: E402  pylint: disable=wrong-import-position
+import timing  # noqa: E402  pylint: disable=wrong-import-position  (this folder's)
 
 _DATA = os.path.normpath(os.path.join(_HERE, "..", "..", "shared", "data", "denoise", "train"))
 
@@ -145,15 +147,8 @@ def pipeline(name: str, batch: int):
 
 
 def gemm_peak(dtype: str, n: int = 2048, reps: int = 5) -> float:
-  a = jnp.ones((n, n), dtype)
-  f = jax.jit(lambda a: a @ a)
-  f(a).block_until_ready()
-  ts = []
-  for _ in range(reps):
-    t0 = time.perf_counter()
-    f(a).block_until_ready()
-    ts.append(time.perf_counter() - t0)
-  return 2 * n ** 3 / float(np.median(ts)) / 1e12
+  ms = timing.median_ms(jax.jit(lambda a: a @ a), jnp.ones((n, n), dtype), n=reps)
+  return 2 * n ** 3 / (ms / 1e3) / 1e12
 
 
 def peak_tflops(dtype: str) -> float:

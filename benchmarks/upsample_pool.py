@@ -7,18 +7,13 @@ decoder / encoder shapes (batch 8 of 128x128): nn.max_pool vs reshape + max, and
 ConvTranspose (2x2, stride 2) vs the einsum restoration.models.conv.ConvTranspose uses on CPU
 (its maxdiff column checks the two agree). Prints one line per shape."""
 
-import time
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from timing import median_ms as t   # benchmarks/timing.py (the script's folder is on sys.path)
 
-def t(f, *args, n=5):
-  jax.block_until_ready(f(*args)); ts = []
-  for _ in range(n):
-    s = time.perf_counter(); jax.block_until_ready(f(*args)); ts.append(time.perf_counter() - s)
-  return 1000 * float(np.median(ts))
+
 def pool_xla(x): return nn.max_pool(x, (2, 2), strides=(2, 2))
 def pool_rs(x):
   n, h, w, c = x.shape

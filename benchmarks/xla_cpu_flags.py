@@ -6,12 +6,12 @@ weight gradient's size; ms, median of 5.
 """
 
 import os
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from timing import median_ms as t   # benchmarks/timing.py (the script's folder is on sys.path)
 
 dn = ("NHWC", "HWIO", "NHWC")
 x = jnp.asarray(np.random.rand(128, 40, 40, 64), jnp.float32)
@@ -24,10 +24,5 @@ def dw_f(x, w, dy): return jax.vjp(lambda w: conv(x, w), w)[1](dy)[0]
 dx_j, dw_j = jax.jit(dx_f), jax.jit(dw_f)
 a = jnp.asarray(np.random.rand(204800, 576), jnp.float32); b = jnp.asarray(np.random.rand(204800, 64), jnp.float32)
 gemm = jax.jit(lambda a, b: a.T @ b)
-def t(f, *args, n=5):
-  f(*args).block_until_ready(); ts = []
-  for _ in range(n):
-    s = time.perf_counter(); f(*args).block_until_ready(); ts.append(time.perf_counter() - s)
-  return 1000 * float(np.median(ts))
 print(os.environ.get("XLA_FLAGS", "(default)"), "| fwd %.0f | dx %.0f | dw %.0f | gemm %.0f ms" % (
     t(fwd, x, w), t(dx_j, x, w, dy), t(dw_j, x, w, dy), t(gemm, a, b)), flush=True)

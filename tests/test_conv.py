@@ -145,7 +145,7 @@ def test_switch_and_fallbacks(monkeypatch):
 def test_mosaic_rule(monkeypatch):
   """Which convs are run as a mosaic: 'SAME' stride-1 undilated only; in 'auto' only the
   measured-slow shapes (many narrow images, <= 64 channels), never the U-Net's batch of 8."""
-  tiles = conv_lib._mosaic_tiles  # pylint: disable=protected-access
+  tiles = conv_lib.mosaic_tiles
   same3 = ((1, 1), (1, 1))
   monkeypatch.setenv("RESTORATION_FAST_CPU_CONV", "auto")
   assert tiles((128, 40, 40, 64), (3, 3, 64, 64), (1, 1), same3, (1, 1)) == 32  # 32*42 <= 2048
@@ -169,7 +169,7 @@ def test_mosaic_equals_per_image_conv(n, hw, kernel, cin):
   x = jax.random.normal(jax.random.key(4), (n,) + hw + (cin,), jnp.float32)
   w = jax.random.normal(jax.random.key(5), kernel + (cin, 3), jnp.float32)
   pads = tuple(((k - 1) // 2,) * 2 for k in kernel)
-  assert conv_lib._mosaic_tiles(x.shape, w.shape, (1, 1), pads, (1, 1)) > 1  # pylint: disable=protected-access
+  assert conv_lib.mosaic_tiles(x.shape, w.shape, (1, 1), pads, (1, 1)) > 1
   dn = ("NHWC", "HWIO", "NHWC")
   loss = lambda f: jax.jit(jax.value_and_grad(
       lambda x, w: jnp.sum(jnp.sin(f(x, w, (1, 1), "SAME", dimension_numbers=dn))),

@@ -6,10 +6,10 @@ than the forward pass, while a plain GEMM of the same FLOPs runs at full speed. 
 weight gradient is an im2col GEMM instead: the kh*kw shifted (strided, dilated) views of
 the padded input, stacked channel-major, times the output gradient, `dW = patches @ dy`, in
 bounded-memory chunks (a `lax.scan` over batch chunks, and over bands of output rows when one
-image alone exceeds the budget). The forward pass
-and the input gradient stay XLA's own convolution, but for many narrow images (DnCNN's 128
-patches of 40x40) it runs on a mosaic of them side by side (`_to_mosaic`): XLA:CPU's
-convolution of narrow images ran at ~40% of its speed on wide ones. Measured numbers:
+image alone exceeds the budget). The forward pass and the input gradient stay XLA's own
+convolution, but for many narrow images (DnCNN's 128 patches of 40x40) it runs on a mosaic of
+them side by side (`_to_mosaic`): XLA:CPU's convolution of narrow images ran at ~40% of its
+speed on wide ones. Measured numbers:
 `benchmarks/train_step.py`, `benchmarks/torch_peer.py`, `benchmarks/conv_layer.py`.
 
 `Conv` has the same fields, parameter names and shapes as `flax.linen.Conv` (it *is* one,
@@ -101,13 +101,14 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
   else:
     pads = padding
   pads = tuple((int(lo), int(hi)) for lo, hi in pads)
-  per = _mosaic_tiles(lhs.shape, rhs.shape, tuple(window_strides), pads, rhs_dilation)
+  per = mosaic_tiles(lhs.shape, rhs.shape, tuple(window_strides), pads, rhs_dilation)
   return _conv(lhs, rhs, tuple(window_strides), pads, rhs_dilation, precision,
                _chunk_bytes(), per)
 
 
-def _mosaic_tiles(lhs_shape, rhs_shape, strides, pads, dilation) -> int:
-  """Images per mosaic row for a 'SAME' stride-1 conv (1: no mosaic). See `_to_mosaic`."""
+def mosaic_tiles(lhs_shape, rhs_shape, strides, pads, dilation) -> int:
+  """Images per mosaic row for this conv under the current switch, when it takes the fast path
+  at all (1: no mosaic; only 'SAME' stride-1 undilated convs qualify). See `_to_mosaic`."""
   n, _, w, c = lhs_shape
   kh, kw, _, o = rhs_shape
   same = all(k % 2 == 1 and tuple(p) == ((k - 1) // 2,) * 2 for k, p in zip((kh, kw), pads))
@@ -142,14 +143,11 @@ def _from_mosaic(y, per, ph, pw, h, w):
 
 def _xla_conv(x, w, strides, pads, dilation, precision, per):
   """XLA's own convolution; of the mosaic of `x` (`per` images a row) when per > 1."""
-  if per == 1:
-    return lax.conv_general_dilated(x, w, strides, pads, rhs_dilation=dilation,
-                                    dimension_numbers=_NHWC, precision=precision)
   (ph, _), (pw, _) = pads
-  y = lax.conv_general_dilated(_to_mosaic(x, per, ph, pw), w, strides, pads,
-                               rhs_dilation=dilation, dimension_numbers=_NHWC,
+  y = lax.conv_general_dilated(x if per == 1 else _to_mosaic(x, per, ph, pw), w, strides,
+                               pads, rhs_dilation=dilation, dimension_numbers=_NHWC,
                                precision=precision)
-  return _from_mosaic(y, per, ph, pw, x.shape[1], x.shape[2])
+  return y if per == 1 else _from_mosaic(y, per, ph, pw, x.shape[1], x.shape[2])
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6, 7))
@@ -309,4 +307,4 @@ def max_pool(x: jax.Array, window: int = 2) -> jax.Array:
 
 
 __all__ = ["Conv", "ConvTranspose", "conv_general_dilated", "max_pool", "weight_grad",
-           "fast_path_enabled"]
+           "fast_path_enabled", "mosaic_tiles"]
