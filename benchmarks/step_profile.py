@@ -33,6 +33,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  train_step.host_memory.configure()   # as launch.py does, before the backend starts
   for name in FLAGS.models:
     batch = train_step.SETTINGS[name][2][0]
     for fast in FLAGS.fast:
@@ -47,8 +48,8 @@ def main(argv):
           events = [e for e in json.load(f)["traceEvents"] if e.get("ph") == "X"]
       total, count = collections.Counter(), collections.Counter()
       for e in events:
-        if e["name"].startswith(("$", "ThunkExecutor", "end: ")):
-          continue     # Python frames and the executor's own spans enclose the ops
+        if e["name"].startswith(("$", "ThunkExecutor", "end: ", "PjitFunction", "CommonPjRt")):
+          continue     # Python frames, the dispatch and executor's own spans enclose the ops
         kind = re.sub(r"\.\d+$", "", e["name"])
         total[kind] += e["dur"] / 1e3 / FLAGS.steps
         count[kind] += 1

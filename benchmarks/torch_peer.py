@@ -160,6 +160,7 @@ def bench(name: str, dtype: str, device: str):
 
 def main(argv):
   del argv
+  retained = train_step.host_memory.configure()   # as launch.py does; torch shares it
   device = "cuda" if torch.cuda.is_available() else "cpu"
   load0 = os.getloadavg()
   models = FLAGS.models if FLAGS["models"].present else list(SETTINGS)
@@ -183,11 +184,13 @@ def main(argv):
             f"{r['step_s'] * 1e3:.0f} | {r['vs_best_torch']:.2f} | {r['note']} |")
   print(f"\ntorch {torch.__version__} ({device}, {torch.get_num_threads()} threads), jax "
         f"{train_step.jax.__version__}; load average before {load0[0]:.2f}, after "
-        f"{os.getloadavg()[0]:.2f}")
+        f"{os.getloadavg()[0]:.2f}; host memory {train_step.host_memory.mode()} (applied: "
+        f"{retained})")
   if FLAGS.json:
     with open(FLAGS.json, "w") as fh:
-      json.dump({"rows": rows, "load_before": load0, "load_after": os.getloadavg()}, fh,
-                indent=1)
+      json.dump({"rows": rows, "load_before": load0, "load_after": os.getloadavg(),
+                 "host_memory": train_step.host_memory.mode(),
+                 "host_memory_applied": retained}, fh, indent=1)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ import jax.numpy as jnp  # noqa: E402  pylint: disable=wrong-import-position
 import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
 import optax  # noqa: E402  pylint: disable=wrong-import-position
 
+from restoration import host_memory  # noqa: E402  pylint: disable=wrong-import-position
 from restoration.models import get_model  # noqa: E402  pylint: disable=wrong-import-position
 import timing  # noqa: E402  pylint: disable=wrong-import-position  (this folder's)
 
@@ -209,6 +210,7 @@ def markdown(rows) -> str:
 
 def main(argv):
   del argv
+  retained = host_memory.configure()   # as launch.py does, before the backend starts
   bad = [m for m in FLAGS.models if m not in SETTINGS]
   bad += [d for d in FLAGS.dtypes if d not in ("float32", "bfloat16")]
   bad += [f for f in FLAGS.fast if f not in ("on", "off")]
@@ -229,11 +231,14 @@ def main(argv):
   print(markdown(rows))
   print(f"\njax {jax.__version__}, backend {jax.default_backend()} "
         f"({jax.devices()[0].device_kind}), {os.cpu_count()} CPUs; load average before "
-        f"{load0[0]:.2f}, after {os.getloadavg()[0]:.2f}")
+        f"{load0[0]:.2f}, after {os.getloadavg()[0]:.2f}; host memory {host_memory.mode()} "
+        f"(applied: {retained})")
   if FLAGS.json:
     with open(FLAGS.json, "w") as fh:
       json.dump({"rows": rows, "load_before": load0, "load_after": os.getloadavg(),
-                 "jax": jax.__version__, "backend": jax.default_backend()}, fh, indent=1)
+                 "jax": jax.__version__, "backend": jax.default_backend(),
+                 "host_memory": host_memory.mode(), "host_memory_applied": retained}, fh,
+                indent=1)
 
 
 if __name__ == "__main__":
