@@ -18,11 +18,13 @@ import jax  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
+from restoration import host_memory  # noqa: E402
 from restoration import parallel  # noqa: E402
 from restoration import train  # noqa: E402
 
 
 def main(config_json: str, workdir: str, out: str) -> None:
+  host_memory.configure()  # as launch.py does
   parallel.maybe_initialize_distributed()
   assert jax.process_count() == 2, jax.process_count()
   config = ml_collections.ConfigDict(json.loads(config_json))

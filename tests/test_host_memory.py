@@ -13,7 +13,7 @@ from restoration import host_memory
 
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
-# A jitted step with 128 MiB of scratch, called 5 times; prints the minor page faults of
+# A jitted step with 128 MiB of scratch, called 8 times; prints the minor page faults of
 # each call (ru_minflt). Run in a fresh process: the settings are process-wide and the
 # dispatch one only takes effect before JAX starts its backend.
 PROBE = """
@@ -26,7 +26,7 @@ f = jax.jit(lambda x: lax.fori_loop(0, 3, lambda i, a: jnp.roll(a, 1, 0) * 1.000
 x = jnp.ones((4096, 4096))
 temp = f.lower(x).compile().memory_analysis().temp_size_in_bytes
 faults = []
-for _ in range(5):
+for _ in range(8):
   r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
   f(x).block_until_ready()
   faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0)
@@ -49,7 +49,11 @@ def test_retain_reuses_the_scratch_and_system_refaults_it_every_call():
   pages = kept["temp"] / 4096
   assert kept["temp"] >= 100 * 2 ** 20          # the probe has the scratch it is meant to
   assert kept["applied"] and kept["async_dispatch"] is False
-  assert max(kept["faults"][1:]) < 0.01 * pages, kept
+  # From the second call on the heap holds the freed scratch; under load another thread's
+  # allocation can split it once and the heap grows once more (seen in 3 of 6 processes, at
+  # calls 2-6), then never again in 12 calls.
+  assert sum(f > 0.01 * pages for f in kept["faults"][1:]) <= 1, kept
+  assert sum(kept["faults"][1:]) < 1.1 * pages, kept
   # Unchanged glibc maps the scratch afresh at every call: the cost this module removes.
   assert not system["applied"] and system["async_dispatch"] is True
   assert min(system["faults"][1:]) > 0.5 * pages, system
