@@ -78,10 +78,11 @@ def _numpy_weight_grad(x, dy, kshape, strides, pads, dil):
   return out
 
 
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
 @pytest.mark.parametrize("chunk_bytes", [None, 1, 2000, 10 ** 9])
 @pytest.mark.parametrize("strides,pads,dil", [((1, 1), ((1, 1), (1, 1)), (1, 1)),
                                               ((2, 2), ((2, 1), (-1, 2)), (1, 2))])
-def test_weight_grad_numpy(chunk_bytes, strides, pads, dil):
+def test_weight_grad_numpy(chunk_bytes, strides, pads, dil, layout):
   # chunk_bytes=1 forces one output row per step (band path), 2000 a batch remainder or
   # bands of several rows, 1e9 the whole batch at once.
   rng = np.random.default_rng(0)
@@ -91,7 +92,7 @@ def test_weight_grad_numpy(chunk_bytes, strides, pads, dil):
   wo = (9 + sum(pads[1]) - (2 * dil[1] + 1)) // strides[1] + 1
   dy = rng.standard_normal((5, ho, wo, 2)).astype(np.float32)
   got = weight_grad(jnp.asarray(x), jnp.asarray(dy), kshape, strides, pads, dil,
-                    chunk_bytes=chunk_bytes)
+                    chunk_bytes=chunk_bytes, layout=layout)
   want = _numpy_weight_grad(x, dy, kshape, strides, pads, dil)
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
   # and the same as XLA's own gradient of the convolution
@@ -111,6 +112,26 @@ def _uses_custom_vjp(model, x):
 def _always_fast(monkeypatch):
   """These tests check the fast path itself, on small shapes: take it wherever it applies."""
   monkeypatch.setenv("RESTORATION_FAST_CPU_CONV", "1")
+
+
+def test_patch_layout_rule_and_channels_last_through_conv():
+  # The rule: NHWC patches for >= 256 channels on 16x16..32x32 maps (the U-Net's deep convs),
+  # channel-major for DnCNN's 64 channels, the U-Net's top levels and its 8x8 bottleneck.
+  assert conv_lib.channels_last(256, 32, 32) and conv_lib.channels_last(1024, 16, 16)
+  assert not conv_lib.channels_last(64, 40, 40) and not conv_lib.channels_last(128, 64, 64)
+  assert not conv_lib.channels_last(1024, 8, 8) and not conv_lib.channels_last(256, 64, 64)
+  with pytest.raises(ValueError, match="layout='nchw'; allowed: channels_first, "
+                     "channels_last"):
+    weight_grad(jnp.ones((1, 4, 4, 2)), jnp.ones((1, 4, 4, 2)), (3, 3, 2, 2), (1, 1),
+                ((1, 1), (1, 1)), (1, 1), layout="nchw")
+  # A conv the rule sends down the NHWC path: gradients equal flax's.
+  kw = dict(features=8, kernel_size=(3, 3), padding="SAME")
+  x = jax.random.normal(jax.random.key(1), (2, 16, 16, 256), jnp.float32)
+  params = nn.Conv(**kw).init(jax.random.key(0), x)["params"]
+  (_, (gpf, gxf)), (_, (gpr, gxr)) = (jax.jit(_loss(m))(params, x)
+                                      for m in (Conv(**kw), nn.Conv(**kw)))
+  np.testing.assert_allclose(gxf, gxr, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(gpf["kernel"], gpr["kernel"], rtol=1e-4, atol=1e-3)
 
 
 def test_auto_takes_the_fast_path_only_for_big_weight_gradients(monkeypatch):

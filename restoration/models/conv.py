@@ -189,46 +189,81 @@ def _taps_t(xt, kh, kw, ho, wo, strides, dilation):
   return jnp.transpose(p, (1, 0, 2, 3)).reshape(kh * kw * c, m * ho * wo)
 
 
+def _taps(xp, kh, kw, ho, wo, strides, dilation):
+  """(m*ho*wo, kh*kw*c) im2col of padded NHWC `xp` (m, h, w, c), columns in HWIO order."""
+  (sh, sw), (dh, dw_) = strides, dilation
+  m, _, _, c = xp.shape
+  views = [lax.slice(xp, (0, i * dh, j * dw_, 0),
+                     (m, i * dh + (ho - 1) * sh + 1, j * dw_ + (wo - 1) * sw + 1, c),
+                     (1, sh, sw, 1))
+           for i in range(kh) for j in range(kw)]
+  return jnp.concatenate(views, axis=-1).reshape(m * ho * wo, kh * kw * c)
+
+
+def channels_last(c: int, ho: int, wo: int) -> bool:
+  """Layout of the weight gradient's patches: NHWC (`dy^T @ patches`) for wide, small maps,
+  channel-major (`patches @ dy`) elsewhere. Why: measured per U-Net shape (WORKSPACE, issue
+  17): for >= 256 input channels on 16x16-32x32 maps the NHWC form was 1.1-1.7x faster (its
+  transposed operand is dy, 1/9 of the patches' bytes); for 64-128 channels on large maps and
+  for DnCNN's layer the channel-major form was 1.2-1.4x faster."""
+  return c >= 256 and 256 <= ho * wo <= 1024
+
+
 def weight_grad(x: jax.Array, dy: jax.Array, w_shape: Sequence[int],
                 strides: Sequence[int], pads: Sequence[tuple[int, int]],
                 dilation: Sequence[int], *, chunk_bytes: int | None = None,
-                precision: Any = None) -> jax.Array:
+                precision: Any = None, layout: str | None = None) -> jax.Array:
   """float32 dL/dW (HWIO `w_shape`) of an NHWC convolution, as chunked im2col GEMMs.
 
   `x` (N, H, W, C) is the conv input, `dy` (N, Ho, Wo, O) the output gradient; `pads`
   explicit (lo, hi) per spatial axis (negative allowed, as in lax). The im2col buffer of one
   step holds at most ~`chunk_bytes` (whole images per step when one fits, else bands of
-  output rows of one image), so peak memory does not grow with the batch.
+  output rows of one image), so peak memory does not grow with the batch. `layout`: the
+  patches' layout, 'channels_first' or 'channels_last' (default: `channels_last`'s rule).
   """
   kh, kw, c, o = w_shape
   n, ho, wo = dy.shape[:3]
   strides, dilation = tuple(strides), tuple(dilation)
   chunk_bytes = chunk_bytes or _chunk_bytes()
+  if layout is None:
+    layout = "channels_last" if channels_last(c, ho, wo) else "channels_first"
+  if layout not in ("channels_first", "channels_last"):
+    raise ValueError(f"layout={layout!r}; allowed: channels_first, channels_last")
+  last = layout == "channels_last"
   xp = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0),) + tuple((lo, hi, 0) for lo, hi in pads)
                + ((0, 0, 0),))
-  xt = jnp.transpose(xp, (0, 3, 1, 2))                 # (n, c, hp, wp), see _taps_t
+  xs = xp if last else jnp.transpose(xp, (0, 3, 1, 2))  # (n, c, hp, wp), see _taps_t
+  rows_axis = 1 if last else 2
   row_bytes = wo * kh * kw * c * x.dtype.itemsize
-  acc0 = jnp.zeros((kh * kw * c, o), jnp.float32)
+  acc0 = jnp.zeros((o, kh * kw * c) if last else (kh * kw * c, o), jnp.float32)
 
   def gemm(xc, dc, rows):
-    return lax.dot_general(_taps_t(xc, kh, kw, rows, wo, strides, dilation), dc.reshape(-1, o),
+    dc = dc.reshape(-1, o)
+    if last:   # (o, kh*kw*c): contract the pixel axis of dy and of the patches
+      return lax.dot_general(dc, _taps(xc, kh, kw, rows, wo, strides, dilation),
+                             (((0,), (0,)), ((), ())), precision=precision,
+                             preferred_element_type=jnp.float32)
+    return lax.dot_general(_taps_t(xc, kh, kw, rows, wo, strides, dilation), dc,
                            (((1,), (0,)), ((), ())), precision=precision,
                            preferred_element_type=jnp.float32)
+
+  def result(acc):
+    return (acc.T if last else acc).reshape(kh, kw, c, o)
 
   if ho * row_bytes <= chunk_bytes:      # whole images per step: scan over batch chunks
     per = max(1, min(n, chunk_bytes // (ho * row_bytes)))
     full, rest = divmod(n, per)
 
-    def body(acc, xs):
-      return acc + gemm(xs[0], xs[1], ho), None
+    def body(acc, chunk):
+      return acc + gemm(chunk[0], chunk[1], ho), None
 
     split = lambda a, m: a[:m * per].reshape((m, per) + a.shape[1:])
     acc = acc0
     if full:
-      acc, _ = lax.scan(body, acc, (split(xt, full), split(dy, full)))
+      acc, _ = lax.scan(body, acc, (split(xs, full), split(dy, full)))
     if rest:
-      acc = acc + gemm(xt[full * per:], dy[full * per:], ho)
-    return acc.reshape(kh, kw, c, o)
+      acc = acc + gemm(xs[full * per:], dy[full * per:], ho)
+    return result(acc)
 
   # One image is too big: bands of `band` output rows (dy zero-padded to whole bands; zero
   # rows add nothing), scanned over (image, band).
@@ -236,17 +271,21 @@ def weight_grad(x: jax.Array, dy: jax.Array, w_shape: Sequence[int],
   bands = -(-ho // band)
   span = (band - 1) * strides[0] + (kh - 1) * dilation[0] + 1   # input rows of one band
   need = (bands - 1) * band * strides[0] + span
-  xt = jnp.pad(xt, ((0, 0), (0, 0), (0, max(0, need - xt.shape[2])), (0, 0)))
+  grow = [(0, 0)] * 4
+  grow[rows_axis] = (0, max(0, need - xs.shape[rows_axis]))
+  xs = jnp.pad(xs, grow)
   dy = jnp.pad(dy, ((0, 0), (0, bands * band - ho), (0, 0), (0, 0)))
 
   def band_body(acc, idx):
     i, b = idx // bands, idx % bands
-    xc = lax.dynamic_slice(xt, (i, 0, b * band * strides[0], 0), (1, c, span, xt.shape[3]))
+    start, size = [i, 0, 0, 0], [1, *xs.shape[1:]]
+    start[rows_axis], size[rows_axis] = b * band * strides[0], span
+    xc = lax.dynamic_slice(xs, start, size)
     dc = lax.dynamic_slice(dy, (i, b * band, 0, 0), (1, band, wo, o))
     return acc + gemm(xc, dc, band), None
 
   acc, _ = lax.scan(band_body, acc0, jnp.arange(n * bands))
-  return acc.reshape(kh, kw, c, o)
+  return result(acc)
 
 
 class Conv(nn.Conv):
@@ -307,4 +346,4 @@ def max_pool(x: jax.Array, window: int = 2) -> jax.Array:
 
 
 __all__ = ["Conv", "ConvTranspose", "conv_general_dilated", "max_pool", "weight_grad",
-           "fast_path_enabled", "mosaic_tiles"]
+           "fast_path_enabled", "mosaic_tiles", "channels_last"]
