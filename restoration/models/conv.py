@@ -4,7 +4,8 @@ Why: on XLA:CPU the weight gradient of a 3x3 convolution (a convolution of the i
 the output gradient, which XLA lowers to a generic, poorly blocked loop) runs ~3x slower
 than the forward pass, while a plain GEMM of the same FLOPs runs at full speed. Here the
 weight gradient is an im2col GEMM instead: the kh*kw shifted (strided, dilated) views of
-the padded input, stacked channel-major, times the output gradient, `dW = patches @ dy`, in
+the padded input, stacked channel-major, times the output gradient, `dW = patches @ dy` (for
+wide layers on small maps NHWC patches and `dy^T @ patches`: `channels_last`), in
 bounded-memory chunks (a `lax.scan` over batch chunks, and over bands of output rows when one
 image alone exceeds the budget). The forward pass and the input gradient stay XLA's own
 convolution, but for many narrow images (DnCNN's 128 patches of 40x40) it runs on a mosaic of
