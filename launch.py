@@ -20,7 +20,6 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
 from restoration import cli  # noqa: E402
-from restoration import host_memory  # noqa: E402
 
 __doc__ += "\n" + cli.describe_configs() + "\n"  # what --help prints above the flags
 flags.DEFINE_string("config", None, "Config file PATH[:ARG,...] (listed above); relative to "
@@ -47,7 +46,6 @@ def main(args: cli.Args):
 
 
 def _run(overrides):
-  host_memory.configure()  # before JAX starts its backends; see the module for why
   config, config_path = None, None
   if FLAGS.config:
     config, config_path = cli.load_config(FLAGS.config, overrides)

@@ -4,7 +4,7 @@ Why (WORKSPACE, issue 17): XLA:CPU allocates a compiled step's scratch at every 
 for DnCNN's train step) and frees it when the step ends. glibc serves blocks over 32 MiB with
 mmap and unmaps them on free, so every step page-faults its whole scratch in again: 685k
 faults and ~1.5 s of system time in a ~7 s DnCNN step. `configure()`, called once at start-up
-by launch.py and the benchmarks, makes two process-wide settings:
+by run.main (launch.py's process set-up) and the benchmarks, makes two process-wide settings:
 
 - glibc `mallopt`: no mmap for large blocks (M_MMAP_MAX = 0) and no trimming of the heap's free
   top (M_TRIM_THRESHOLD = -1), so a freed block stays in the process for the next step. The
@@ -39,11 +39,14 @@ def mode() -> str:
   return value
 
 
+def available() -> bool:
+  """True on Linux with glibc, where the settings exist."""
+  return sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+
+
 def configure() -> bool:
   """Applies the settings above (switch 'retain', Linux/glibc); True when they were made."""
-  if mode() == "system" or not sys.platform.startswith("linux"):
-    return False
-  if platform.libc_ver()[0] != "glibc":
+  if mode() == "system" or not available():
     return False
   libc = ctypes.CDLL("libc.so.6")
   # mallopt returns 1 on success; -1 for the trim threshold means "never trim" (man mallopt).
@@ -53,4 +56,4 @@ def configure() -> bool:
   return True
 
 
-__all__ = ["configure", "mode", "MODES"]
+__all__ = ["available", "configure", "mode", "MODES"]

@@ -8,6 +8,7 @@ import ml_collections
 from absl import logging
 
 from restoration import config_fields
+from restoration import host_memory
 from restoration import run_log
 from restoration import parallel
 
@@ -38,6 +39,7 @@ def main(mode: str, config: ml_collections.ConfigDict | None, workdir: str, *,
          from_path: str | None = None) -> None:
   logging.get_absl_handler().addFilter(_QuietLibraries())
   hide_tensorflow_from_accelerators()
+  host_memory.configure()   # like distributed, before any JAX call starts the backend
   parallel.maybe_initialize_distributed()
   if config is None:
     if mode in ("train", "sweep", "import"):
