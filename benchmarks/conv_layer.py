@@ -8,10 +8,11 @@ once), the forward, forward + input gradient, and forward + both gradients (inpu
 the loss sum(sin(y))) of
   xla     XLA's own conv and gradients (RESTORATION_FAST_CPU_CONV=0)
   im2col  `restoration.models.conv` without the mosaic (MOSAIC_WIDTH=0): XLA's forward and
-          input gradient, the im2col weight gradient
+          input gradient, the im2col weight gradient (RESTORATION_CONV_WEIGHT_GRAD=im2col)
   mosaic  the mosaic wherever it is exact ('1'): `per` images side by side in one wide image,
           im2col weight gradient
-  fast    as the trainer runs it ('auto': the mosaic only where its rule says so)
+  fast    as the trainer runs it ('auto': the mosaic only where its rule says so, the
+          Winograd weight gradient where it applies)
 and prints medians (ms) as a markdown table, plus which mosaic 'auto' picked. This is the
 evidence behind `conv.mosaic_tiles`' 'auto' rule (WORKSPACE, issue 17).
 """
@@ -40,10 +41,11 @@ FLAGS = flags.FLAGS
 _DN = ("NHWC", "HWIO", "NHWC")
 
 
-# variant -> (RESTORATION_FAST_CPU_CONV, widest mosaic row): the switch and the module constant
-# `conv_general_dilated` reads at trace time.
-_VARIANTS = {"xla": ("0", conv.MOSAIC_WIDTH), "im2col": ("1", 0),
-             "mosaic": ("1", conv.MOSAIC_WIDTH), "fast": ("auto", conv.MOSAIC_WIDTH)}
+# variant -> (RESTORATION_FAST_CPU_CONV, widest mosaic row, RESTORATION_CONV_WEIGHT_GRAD): the
+# switches and the module constant `conv_general_dilated` reads at trace time.
+_VARIANTS = {"xla": ("0", conv.MOSAIC_WIDTH, "auto"), "im2col": ("1", 0, "im2col"),
+             "mosaic": ("1", conv.MOSAIC_WIDTH, "im2col"),
+             "fast": ("auto", conv.MOSAIC_WIDTH, "auto")}
 _PADS = ((1, 1), (1, 1))
 
 
@@ -55,8 +57,9 @@ def _variants(shape):
   loss = lambda x, k: jnp.sum(jnp.sin(f(x, k)))
   out = {}
   default_width = conv.MOSAIC_WIDTH
-  for name, (mode, width) in _VARIANTS.items():
+  for name, (mode, width, dw) in _VARIANTS.items():
     os.environ["RESTORATION_FAST_CPU_CONV"] = mode
+    os.environ["RESTORATION_CONV_WEIGHT_GRAD"] = dw
     conv.MOSAIC_WIDTH = width
     out[name + " per"] = conv.mosaic_tiles(shape, (3, 3, c, c), (1, 1), _PADS, (1, 1))
     fns = (jax.jit(f), jax.jit(jax.grad(loss)), jax.jit(jax.grad(loss, argnums=(0, 1))))
@@ -65,6 +68,7 @@ def _variants(shape):
     out[name] = fns
   conv.MOSAIC_WIDTH = default_width
   os.environ.pop("RESTORATION_FAST_CPU_CONV", None)
+  os.environ.pop("RESTORATION_CONV_WEIGHT_GRAD", None)
   return out
 
 

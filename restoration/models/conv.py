@@ -23,7 +23,10 @@ Switch (read at trace time): `RESTORATION_FAST_CPU_CONV=auto` (default) takes th
 only when the weight gradient is at least MIN_FAST_GFLOP of work: for tiny convs (test
 models, quick variants) the scan over chunks costs more than it saves, and their numbers stay
 XLA's own; `1` takes it wherever it applies, `0` never. `RESTORATION_CONV_CHUNK_MB` (default 8)
-bounds the im2col buffer of one chunk.
+bounds the im2col (or Winograd) buffer of one chunk. On the fast path the weight gradient of
+a float32 3x3 stride-1 conv on maps of 16x16 and up is Winograd's F(4x4, 3x3)
+(`restoration.models.winograd`, 1.3-3.3x faster than im2col there);
+`RESTORATION_CONV_WEIGHT_GRAD=im2col|winograd|auto` overrides that (`weight_grad_method`).
 """
 
 import functools
@@ -34,6 +37,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from restoration.models import winograd
 
 _NHWC = lax.conv_dimension_numbers((1, 1, 1, 1), (1, 1, 1, 1), ("NHWC", "HWIO", "NHWC"))
 _DEFAULT_CHUNK_MB = 8.0
@@ -66,6 +71,27 @@ def _worth_it(lhs_shape, rhs_shape, strides) -> bool:
   kh, kw, cin, cout = rhs_shape
   gflop = 2.0 * n * (h // strides[0]) * (w // strides[1]) * kh * kw * cin * cout / 1e9
   return gflop >= MIN_FAST_GFLOP
+
+
+WEIGHT_GRADS = ("auto", "winograd", "im2col")
+
+
+def weight_grad_method(x: jax.Array, w_shape, strides, pads, dilation) -> str:
+  """'winograd' or 'im2col': how the fast path computes this conv's weight gradient.
+
+  Switch RESTORATION_CONV_WEIGHT_GRAD (read at trace time): `auto` (default) takes Winograd
+  F(4x4, 3x3) (`restoration.models.winograd`) where it applies (float32 3x3, stride 1,
+  undilated) on output maps of at least 16x16, `winograd` wherever it applies, `im2col` never.
+  Why (`benchmarks/weight_grad.py`, WORKSPACE, issue 17): 1.3-3.3x faster than im2col at
+  DnCNN's shape and every U-Net 3x3 shape from 16x16 up; 2x slower at 8x8 (a 4x4 tile per
+  6x6 of input wastes most of its transform there)."""
+  flag = os.environ.get("RESTORATION_CONV_WEIGHT_GRAD", "auto").strip().lower() or "auto"
+  if flag not in WEIGHT_GRADS:
+    raise ValueError(f"RESTORATION_CONV_WEIGHT_GRAD={flag!r}; allowed: {', '.join(WEIGHT_GRADS)}")
+  if flag == "im2col" or not winograd.applies(x.dtype, w_shape, strides, pads, dilation):
+    return "im2col"
+  ho, wo = (x.shape[i + 1] + lo + hi - 2 for i, (lo, hi) in enumerate(pads))
+  return "winograd" if flag == "winograd" or min(ho, wo) >= 16 else "im2col"
 
 
 def _chunk_bytes() -> int:
@@ -166,8 +192,12 @@ def _conv_bwd(strides, pads, dilation, precision, chunk_bytes, per, res, dy):
   _, vjp_x = jax.vjp(lambda x_: _xla_conv(x_, w, strides, pads, dilation, precision, per), x)
   (dx,) = vjp_x(dy)
   # Weight gradient on the images as they are (the mosaic's borders would only add work).
-  dw = weight_grad(x, dy, w.shape, strides, pads, dilation, chunk_bytes=chunk_bytes,
-                   precision=precision)
+  if weight_grad_method(x, w.shape, strides, pads, dilation) == "winograd":
+    dw = winograd.weight_grad(x, dy, w.shape, pads, chunk_bytes=chunk_bytes,
+                              precision=precision)
+  else:
+    dw = weight_grad(x, dy, w.shape, strides, pads, dilation, chunk_bytes=chunk_bytes,
+                     precision=precision)
   return dx, dw.astype(w.dtype)
 
 
@@ -347,4 +377,4 @@ def max_pool(x: jax.Array, window: int = 2) -> jax.Array:
 
 
 __all__ = ["Conv", "ConvTranspose", "conv_general_dilated", "max_pool", "weight_grad",
-           "fast_path_enabled", "mosaic_tiles", "channels_last"]
+           "fast_path_enabled", "mosaic_tiles", "channels_last", "weight_grad_method"]
