@@ -13,10 +13,14 @@ uint8 batch, forward, MSE, backward, Adam(lr 1e-3). Variants: JAX with the fast 
 eager and `torch.compile` (a compile failure is reported, not fatal); bfloat16 = the JAX
 model's compute dtype and torch autocast. Each round runs one step of every variant
 (A/B/C/D, A/B/C/D, ...) so machine load hits all alike; medians of `--steps` rounds after
-one warm-up step. Prints a markdown table with the ratio to the faster PyTorch variant.
+one warm-up step. Each variant lives in a process of its own (spawned workers, one step per
+request: see `_serve` for why), each with the host-memory settings launch.py makes
+(`RESTORATION_HOST_MEMORY=system` runs all four without them). Prints a markdown table with
+the ratio to the faster PyTorch variant.
 """
 
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -128,27 +132,63 @@ def jax_variant(name: str, dtype: str, fast: bool):
   return (lambda: train_step.timed(v, v["x"], 1)), v["params"], v["compile_s"]
 
 
-def bench(name: str, dtype: str, device: str):
-  variants, notes = {}, {}
-  for fast in (True, False):
-    run, params, compile_s = jax_variant(name, dtype, fast)
-    variants["jax fast" if fast else "jax xla"] = run
-    notes["jax fast" if fast else "jax xla"] = f"compile {compile_s:.1f} s"
-  jax_params = params
-  for compiled in ([False, True] if FLAGS.compile else [False]):
-    key = "torch compile" if compiled else "torch eager"
-    run, params = torch_variant(name, dtype, compiled, device)
-    print(f"{name}: params jax {jax_params:,} torch {params:,}", flush=True)
-    assert params == jax_params, (name, params, jax_params)
-    try:
+_KINDS = ("jax fast", "jax xla", "torch eager", "torch compile")
+
+
+def _serve(conn, kind: str, name: str, dtype: str, device: str):
+  """One variant in a process of its own: build it, then one timed step per "step" message.
+
+  Why its own process: in one process the variants share glibc's heap (and its settings), and
+  interleaving them made the JAX fast step page-fault its 2.6 GiB scratch back in every round
+  (680k faults, ~9 s of system time per DnCNN step, where it has none alone: WORKSPACE,
+  issue 17, session 6). As users run them, each framework has its process to itself."""
+  train_step.host_memory.configure()    # as launch.py does (and for torch: equal terms)
+  try:
+    if kind.startswith("jax"):
+      run, params, compile_s = jax_variant(name, dtype, kind == "jax fast")
+      note = f"compile {compile_s:.1f} s"
+    else:
+      run, params = torch_variant(name, dtype, kind == "torch compile", device)
       t0 = time.perf_counter()
       run()                                   # first call compiles
-      notes[key] = f"first step {time.perf_counter() - t0:.1f} s"
-      variants[key] = run
-    except Exception as e:  # pylint: disable=broad-except
-      notes[key] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}"
-      print(f"{key} failed: {e}", flush=True)
-  times = timing.interleaved(variants, FLAGS.steps)   # a warm-up round, then timed rounds
+      note = f"first step {time.perf_counter() - t0:.1f} s"
+  except Exception as e:  # pylint: disable=broad-except
+    conn.send((None, f"failed: {type(e).__name__}: {str(e).splitlines()[0][:120]}"))
+    return
+  conn.send((params, note))
+  while conn.recv() == "step":
+    conn.send(run())
+
+
+def bench(name: str, dtype: str, device: str):
+  kinds = [k for k in _KINDS if FLAGS.compile or k != "torch compile"]
+  ctx = multiprocessing.get_context("spawn")
+  workers, variants, notes, params = {}, {}, {}, {}
+  try:
+    for kind in kinds:                  # started one after another: compiles do not overlap
+      parent, child = ctx.Pipe()
+      proc = ctx.Process(target=_serve, args=(child, kind, name, dtype, device), daemon=True)
+      proc.start()
+      workers[kind] = (proc, parent)
+      params[kind], notes[kind] = parent.recv()
+      if params[kind] is None:
+        print(f"{kind} {notes[kind]}", flush=True)
+        continue
+      variants[kind] = lambda c=parent: (c.send("step"), c.recv())[1]
+    jax_params, torch_params = params["jax fast"], params["torch eager"]
+    print(f"{name}: params jax {jax_params:,} torch {torch_params:,}", flush=True)
+    assert jax_params == torch_params, (name, torch_params, jax_params)
+    times = timing.interleaved(variants, FLAGS.steps)   # a warm-up round, then timed rounds
+  finally:
+    for proc, conn in workers.values():
+      if proc.is_alive():
+        try:
+          conn.send("stop")
+        except OSError:
+          pass
+      proc.join(timeout=30)
+      if proc.is_alive():
+        proc.kill()
   med = {k: float(np.median(v)) for k, v in times.items()}
   best_torch = min((v for k, v in med.items() if k.startswith("torch")), default=float("nan"))
   return [dict(model=name, dtype=dtype, batch=SETTINGS[name][2], variant=k, step_s=t,
@@ -160,7 +200,7 @@ def bench(name: str, dtype: str, device: str):
 
 def main(argv):
   del argv
-  retained = train_step.host_memory.configure()   # as launch.py does; torch shares it
+  retained = train_step.host_memory.available() and train_step.host_memory.mode() == "retain"
   device = "cuda" if torch.cuda.is_available() else "cpu"
   load0 = os.getloadavg()
   models = FLAGS.models if FLAGS["models"].present else list(SETTINGS)
