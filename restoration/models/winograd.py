@@ -102,8 +102,8 @@ def weight_grad(x: jax.Array, dy: jax.Array, w_shape: Sequence[int],
   (plo, _), (qlo, _) = pads
   tile_row_bytes = A * A * tw * (c + o) * 4
   whole = th * tile_row_bytes <= chunk_bytes       # whole images per scan step, else bands
-  band = th if whole else max(1, chunk_bytes // tile_row_bytes)
-  bands = -(-th // band)
+  bands = 1 if whole else -(-th // max(1, chunk_bytes // tile_row_bytes))
+  band = -(-th // bands)      # balanced: the padding to whole bands stays under `bands` rows
   # One pad each (zeros past the conv's own padding meet only zero rows of dy): tile rows
   # rounded up to whole bands, plus the 2 rows/columns a 6x6 tile reaches past its 4x4.
   xp = jnp.pad(x, ((0, 0), (plo, M * (bands * band + 1) - h - plo),
