@@ -25,7 +25,7 @@ models, quick variants) the scan over chunks costs more than it saves, and their
 XLA's own; `1` takes it wherever it applies, `0` never. `RESTORATION_CONV_CHUNK_MB` (default 8)
 bounds the im2col (or Winograd) buffer of one chunk. On the fast path the weight gradient of
 a float32 3x3 stride-1 conv on maps of 16x16 and up is Winograd's F(4x4, 3x3)
-(`restoration.models.winograd`, 1.3-3.3x faster than im2col there);
+(`restoration.models.winograd`, 1.4-3.8x faster than im2col there);
 `RESTORATION_CONV_WEIGHT_GRAD=im2col|winograd|auto` overrides that (`weight_grad_method`).
 """
 
@@ -82,9 +82,9 @@ def weight_grad_method(x: jax.Array, w_shape, strides, pads, dilation) -> str:
   Switch RESTORATION_CONV_WEIGHT_GRAD (read at trace time): `auto` (default) takes Winograd
   F(4x4, 3x3) (`restoration.models.winograd`) where it applies (float32 3x3, stride 1,
   undilated) on output maps of at least 16x16, `winograd` wherever it applies, `im2col` never.
-  Why (`benchmarks/weight_grad.py`, WORKSPACE, issue 17): 1.3-3.3x faster than im2col at
-  DnCNN's shape and every U-Net 3x3 shape from 16x16 up; 2x slower at 8x8 (a 4x4 tile per
-  6x6 of input wastes most of its transform there)."""
+  Why (`benchmarks/weight_grad.py`, WORKSPACE, issue 17): 1.4-3.8x faster than im2col at
+  DnCNN's shape and every U-Net 3x3 shape from 16x16 up; 2x slower at 8x8 (two tiles a side:
+  the transforms cost more than the GEMM work they save)."""
   flag = os.environ.get("RESTORATION_CONV_WEIGHT_GRAD", "auto").strip().lower() or "auto"
   if flag not in WEIGHT_GRADS:
     raise ValueError(f"RESTORATION_CONV_WEIGHT_GRAD={flag!r}; allowed: {', '.join(WEIGHT_GRADS)}")

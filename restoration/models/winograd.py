@@ -6,7 +6,8 @@ GFLOP/s. Winograd's F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutiona
 Networks", CVPR 2016) computes a 4x4 output tile from a 6x6 input tile with 36 products
 instead of 144: the transformed input is 36/16 = 2.25x the input (not 9x), the GEMM work is
 4x smaller, and the transforms are a few additions per element. For DnCNN's 64->64 layer at
-128 x 40x40 it measured ~2.4x faster than im2col (probe numbers in WORKSPACE).
+128 x 40x40 it measured 2.0x faster than im2col, 1.4-3.8x at the U-Net's shapes from 16x16
+maps up, 2x slower at 8x8 (`benchmarks/weight_grad.py`; WORKSPACE, issue 17).
 
 In one tile, with d the 6x6 input tile, g the 3x3 filter and the constant matrices below,
     y = A^T [(G g G^T) * (B^T d B)] A          (4x4 output; * is elementwise)
@@ -18,8 +19,9 @@ rows when one image exceeds the budget), so the transformed buffers stay small (
 peak memory does not grow with the batch.
 
 Accuracy: float32 throughout, transforms with exact small-integer coefficients; G's 1/6 and
-1/24 enter only the final 6x6 -> 3x3 reduction. Measured error against XLA's gradient: ~1e-5
-of the gradient's largest entry (tests/test_conv.py). Only float32 inputs take this path.
+1/24 enter only the final 6x6 -> 3x3 reduction. Error against XLA's gradient, relative to its
+largest entry: 2e-5 at DnCNN's shape (im2col 2e-5), up to 5e-6 at small maps where im2col's is
+1e-6 (benchmarks/weight_grad.py, tests/test_winograd.py). Only float32 inputs take this path.
 """
 
 from typing import Any, Sequence
