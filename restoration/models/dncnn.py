@@ -36,6 +36,11 @@ class DnCNN(nn.Module):
   batch_norm: bool = True
   bn_momentum: float = 0.9   # flax convention: running = m * running + (1 - m) * batch
   bn_epsilon: float = 1e-5
+  # 'he': He-normal convs before ReLUs, LeCun for the output conv, BN scale 1 (flax's).
+  # 'orthogonal': every conv orthogonal with gain `init_gain`, BN scales U(0.1, 1) and zero
+  # biases: the init of the widely used PyTorch toolbox's DnCNN recipe (KAIR: gain 0.2).
+  weight_init: str = "he"
+  init_gain: float = 1.0
   # Set by the trainer to its pmap axis: batch statistics over the whole global batch, so
   # results do not depend on how many devices share it (sync BN). None outside pmap.
   bn_axis_name: str | None = None
@@ -46,9 +51,16 @@ class DnCNN(nn.Module):
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
     if self.depth < 2:
       raise ValueError(f"dncnn: depth must be >= 2, got {self.depth}")
+    if self.weight_init not in ("he", "orthogonal"):
+      raise ValueError(f"dncnn: weight_init={self.weight_init!r}; allowed: 'he', 'orthogonal'")
     out_ch = self.out_channels or x.shape[-1]
-    # He init before ReLUs; LeCun (unit gain) for the linear output layer.
-    conv = lambda f, bias, name, init=nn.initializers.kaiming_normal(): Conv(
+    if self.weight_init == "orthogonal":
+      hidden_init = out_init = nn.initializers.orthogonal(self.init_gain)
+      bn_scale_init = lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, 0.1, 1.0)
+    else:  # He init before ReLUs; LeCun (unit gain) for the linear output layer.
+      hidden_init, out_init = nn.initializers.kaiming_normal(), nn.initializers.lecun_normal()
+      bn_scale_init = nn.initializers.ones
+    conv = lambda f, bias, name, init=hidden_init: Conv(
         f, (3, 3), padding="SAME", use_bias=bias, dtype=self.dtype,
         param_dtype=self.param_dtype, kernel_init=init, name=name)
     h = x.astype(self.dtype)
@@ -59,8 +71,8 @@ class DnCNN(nn.Module):
       if self.batch_norm:
         h = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                          axis_name=self.bn_axis_name,
-                         epsilon=self.bn_epsilon, dtype=self.dtype,
+                         epsilon=self.bn_epsilon, dtype=self.dtype, scale_init=bn_scale_init,
                          param_dtype=self.param_dtype, name=f"bn{i}")(h)
       h = nn.relu(h)
-    noise = conv(out_ch, True, f"conv{self.depth - 1}", nn.initializers.lecun_normal())(h)
+    noise = conv(out_ch, True, f"conv{self.depth - 1}", out_init)(h)
     return finish(noise, x, residual=self.residual, sign=-1.0, model="dncnn")
