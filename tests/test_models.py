@@ -337,3 +337,27 @@ def test_patchgan_receptive_field_70_and_depends_on_both_inputs():
   # BatchNorm follows train.
   y_train, upd = _apply(model, variables, a, b, train=True, mutable=["batch_stats"])
   assert y_train.shape == logits.shape and "batch_stats" in upd
+
+
+# --- DnCNN initialisations ---------------------------------------------------------------------
+
+def test_dncnn_orthogonal_init_gives_orthogonal_filters_and_uniform_bn_scales():
+  """weight_init='orthogonal' is KAIR's recipe: each conv's filters orthogonal with the gain
+  (torch's orthogonal_ on the (out, in*k*k) matrix), BN scales drawn from U(0.1, 1)."""
+  model = get_model("dncnn", depth=4, features=16, weight_init="orthogonal", init_gain=0.2)
+  params = model.init(jax.random.key(3), jnp.zeros((1, 8, 8, 1)), train=False)["params"]
+  mid = np.asarray(params["conv1"]["kernel"]).reshape(-1, 16)  # (9 * 16, 16): tall
+  np.testing.assert_allclose(mid.T @ mid, 0.04 * np.eye(16), atol=1e-6)
+  first = np.asarray(params["conv0"]["kernel"]).reshape(-1, 16)  # (9, 16): wide
+  np.testing.assert_allclose(first @ first.T, 0.04 * np.eye(9), atol=1e-6)
+  scales = np.concatenate([np.asarray(params[f"bn{i}"]["scale"]) for i in (1, 2)])
+  assert scales.min() >= 0.1 and scales.max() <= 1.0 and scales.std() > 0.1
+  he = get_model("dncnn", depth=4, features=16).init(
+      jax.random.key(3), jnp.zeros((1, 8, 8, 1)), train=False)["params"]
+  np.testing.assert_array_equal(he["bn1"]["scale"], np.ones(16))  # the default is unchanged
+
+
+def test_dncnn_unknown_weight_init_names_the_allowed_values():
+  model = get_model("dncnn", depth=3, features=4, weight_init="xavier")
+  with pytest.raises(ValueError, match="weight_init='xavier'; allowed: 'he', 'orthogonal'"):
+    model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)), train=False)
