@@ -58,7 +58,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.inpaint.valid_weight = 0.1        # inpaint(_adversarial): loss weight on the known
                                       # pixels (holes: 1)
 
-  # --- Chained restore (--mode=restore / eval; restoration.modes.chained, chained_eval) -------------
+  # --- Chained restore (--mode=restore / eval; restoration.modes.chained, chained_eval) ---------
   # Workdirs of three trained runs; with `mask` set, restore runs mask -> colorize -> inpaint
   # on the user's (gray, damaged) photos instead of the --workdir model, and eval measures
   # each stage and the chain on damaged gray versions of data.eval. See configs/pipeline.py.

@@ -1,4 +1,5 @@
-"""Tests for restoration.image_files (reading, writing): lossless round trips, alpha, safety checks, input expansion."""
+"""Tests for restoration.image_files (reading, writing): lossless round trips, alpha, safety
+checks, input expansion."""
 
 import os
 import numpy as np

@@ -84,7 +84,8 @@ _LABEL = flags.DEFINE_bool("label_differences", False,
 def main(argv: Sequence[str]) -> None:
   def go():
     if len(argv) < 2 or not _OUT.value:
-      raise ValueError("usage: python -m restoration.eval.compare RUN_DIR [RUN_DIR ...] --out=FILE.png")
+      raise ValueError(
+          "usage: python -m restoration.eval.compare RUN_DIR [RUN_DIR ...] --out=FILE.png")
     print(compare(argv[1:], _OUT.value, metric=_METRIC.value, kind=_KIND.value,
                   label_differences=_LABEL.value))
   cli.run_guarded(go)

@@ -2,7 +2,8 @@
 dispatches.
 
   train           modes.train           the training loop (evaluating as it goes)
-  eval            modes.evaluate        checkpoints -> eval/results.{json,md}; chained_eval for pipelines
+  eval            modes.evaluate        checkpoints -> eval/results.{json,md} (pipelines:
+                                        chained_eval)
   restore         modes.restore         users' images -> restored files; chained for pipelines
   sweep           modes.sweep           a sweep's runs, here or as a SLURM array
   import          modes.import_weights  published weights -> a workdir

@@ -105,7 +105,8 @@ def expand_inputs(path_or_glob: str) -> list[str]:
     for match in glob.glob(pattern, recursive=True):
       if os.path.isdir(match):
         found.extend(_walk_images(match))
-      elif os.path.isfile(match) and os.path.splitext(match)[1].lower() in reading.IMAGE_EXTENSIONS:
+      elif (os.path.isfile(match)
+            and os.path.splitext(match)[1].lower() in reading.IMAGE_EXTENSIONS):
         found.append(match)
   found = sorted(set(os.path.normpath(p) for p in found))
   if not found:

@@ -275,7 +275,8 @@ def plot(summary: dict, path: str) -> None:
   FigureCanvasAgg(fig)
   ax = fig.add_subplot()
   order = summary["order"]
-  levels = sorted({lv for v in order for lv in summary["variants"][v]["levels"]}, key=spec.natural_key)
+  levels = sorted({lv for v in order for lv in summary["variants"][v]["levels"]},
+                  key=spec.natural_key)
   width = 0.6 / max(len(levels), 1)
   for j, level in enumerate(levels):
     xs, ys, errs = [], [], []

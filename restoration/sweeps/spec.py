@@ -1,5 +1,6 @@
 """What a sweep is: a base run config, named variants (overrides) and seeds; and how one run's
-config is resolved from it. Used by the sweep files in configs/sweeps/ and by restoration.modes.sweep.
+config is resolved from it. Used by the sweep files in configs/sweeps/ and by
+restoration.modes.sweep.
 
 A sweep file's `get_config(arg)` returns `spec.build(...)`:
 
