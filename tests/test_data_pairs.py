@@ -12,7 +12,7 @@ from restoration.eval import metrics
 from restoration import tasks
 from restoration.data import pairs
 from restoration.data import pipeline
-from restoration.data import sources
+from restoration.data import specs
 from tests.data_helpers import coord_image, is_dihedral_crop, make_config
 from tests.test_modes_train import assert_trees_equal, train_events
 from tests.tiny import straight_and_resumed, tiny_config
@@ -34,7 +34,7 @@ def write_pairs(root, n=3, hw=(20, 23), ext_in=".png", ext_tg=".png"):
 
 def test_pairs_matched_by_stem(tmp_path):
   spec = write_pairs(str(tmp_path), ext_in=".bmp", ext_tg=".png")
-  src = sources.open_source(spec, 3)
+  src = specs.open_source(spec, 3)
   assert len(src) == 3 and src.channels == 6
   assert [src.name(i) for i in range(3)] == ["sub/00", "sub/01", "sub/02"]
   for i in range(3):
@@ -50,25 +50,25 @@ def test_unmatched_names_are_listed(tmp_path):
   _save(str(tmp_path / "target" / "extra.png"), np.zeros((20, 23, 3), np.uint8))
   with pytest.raises(ValueError, match=r"1 input\(s\) have no target: \['sub/01'\]; "
                                        r"1 target\(s\) have no input: \['extra'\]"):
-    sources.open_source(spec, 3)
+    specs.open_source(spec, 3)
 
 
 @pytest.mark.parametrize("spec", ["pairs:onlyone", "pairs:a,"])
 def test_bad_pairs_spec(spec):
   with pytest.raises(ValueError, match="INPUT_DIR,TARGET_DIR"):
-    sources.open_source(spec, 3)
+    specs.open_source(spec, 3)
 
 
 def test_valid_convolution_pairs_use_the_centre_crop(tmp_path):
   big = coord_image(24, 25)
   _save(str(tmp_path / "in" / "a.png"), big[3:21, 2:23])  # 18x21: 6 and 4 px smaller
   _save(str(tmp_path / "tg" / "a.png"), big)
-  src = sources.open_source(f"pairs:{tmp_path}/in,{tmp_path}/tg", 3)
+  src = specs.open_source(f"pairs:{tmp_path}/in,{tmp_path}/tg", 3)
   inp, tgt = pairs.split_pair(src[0], 3)
   np.testing.assert_array_equal(inp, tgt)
   _save(str(tmp_path / "in" / "a.png"), big[3:20, 2:23])  # odd difference: no centre
   with pytest.raises(ValueError, match="'a' has input 17x21 and target 24x25"):
-    sources.open_source(f"pairs:{tmp_path}/in,{tmp_path}/tg", 3)
+    specs.open_source(f"pairs:{tmp_path}/in,{tmp_path}/tg", 3)
 
 
 def test_crops_and_flips_are_aligned(tmp_path):
