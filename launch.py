@@ -56,8 +56,8 @@ def _run(overrides):
     return
   if not FLAGS.workdir:
     raise ValueError(f"--workdir is required for --mode={FLAGS.mode}")
-  from restoration import run  # pylint: disable=g-import-not-at-top
-  run.main(FLAGS.mode, config, FLAGS.workdir, step=FLAGS.step, input_path=FLAGS.input,
+  from restoration import modes  # pylint: disable=g-import-not-at-top
+  modes.main(FLAGS.mode, config, FLAGS.workdir, step=FLAGS.step, input_path=FLAGS.input,
            output_dir=FLAGS.output, overwrite=FLAGS.overwrite, sweep_emit=FLAGS.sweep_emit,
            config_path=config_path, from_path=FLAGS["from"].value)
 

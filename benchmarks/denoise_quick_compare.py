@@ -26,7 +26,7 @@ from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 import jax  # noqa: E402
 
-from restoration import train  # noqa: E402
+from restoration.modes import train  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = ("seed", "total_steps", "batch_size", "patch_size", "log_every_steps",

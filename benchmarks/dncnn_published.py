@@ -4,9 +4,9 @@
   python benchmarks/dncnn_published.py --files=dncnn_s25.mat --sets=Set12
   python benchmarks/dncnn_published.py --sigmas=25
 
-For each (released file, test set, sigma) of `pretrained.PUBLISHED_PSNR`: the product's own
+For each (released file, test set, sigma) of `dncnn.PUBLISHED_PSNR`: the product's own
 path, i.e. `--mode=import` of the file into a temporary workdir (configs/dncnn.py with
-`pretrained.eval_overrides`), then `--mode=eval` of the test set at that sigma: unclipped
+`dncnn.eval_overrides`), then `--mode=eval` of the test set at that sigma: unclipped
 Gaussian noise with per-image keys from (eval.seed, image index), full-size images, RGB
 PSNR/SSIM on outputs rounded to uint8 (convention `rgb_uint8out`). Prints a markdown table: set,
 file, sigma, images, published PSNR, ours, difference, SSIM, seconds.
@@ -24,25 +24,28 @@ sys.path.insert(0, ROOT)
 import jax  # noqa: E402
 
 from configs import dncnn as dncnn_config  # noqa: E402
-from restoration import eval_mode, import_mode, pretrained, run_log  # noqa: E402
+from restoration.modes import evaluate  # noqa: E402
+from restoration.modes import import_weights
+from restoration.weights import dncnn
+from restoration.runtime import run_log
 
 
 def evaluate_published(name: str, test_set: str, sigma: int, workdir: str) -> dict:
   """Imports released file `name` into `workdir` (once) and evaluates `test_set` at `sigma`:
   the eval-mode row ({'psnr', 'ssim', 'input_psnr', 'n_images', ...})."""
   if not os.path.isdir(os.path.join(workdir, "best")):
-    import_mode.run(dncnn_config.get_config(), workdir,
-                    os.path.join(ROOT, pretrained.WEIGHTS_DIR, name))
+    import_weights.run(dncnn_config.get_config(), workdir,
+                    os.path.join(ROOT, dncnn.WEIGHTS_DIR, name))
   config = run_log.read_config(workdir)
-  config.data.eval = "folder:" + os.path.join(ROOT, pretrained.TEST_SETS_DIR, test_set)
-  config.eval.sweep = {f"sigma{sigma}": pretrained.noise_spec(sigma)}
+  config.data.eval = "folder:" + os.path.join(ROOT, dncnn.TEST_SETS_DIR, test_set)
+  config.eval.sweep = {f"sigma{sigma}": dncnn.noise_spec(sigma)}
   config.eval.num_grid_images = 0
-  (row,) = eval_mode.run(config, workdir)
+  (row,) = evaluate.run(config, workdir)
   return row
 
 
 def main() -> None:
-  cells = sorted(pretrained.PUBLISHED_PSNR, key=lambda k: (k[1], k[0], k[2]))
+  cells = sorted(dncnn.PUBLISHED_PSNR, key=lambda k: (k[1], k[0], k[2]))
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--files", default="", help="comma-separated file names (default: all)")
   parser.add_argument("--sets", default="", help="comma-separated test sets (default: all)")
@@ -55,7 +58,7 @@ def main() -> None:
            and (sigmas is None or sig in sigmas)]
   if not cells:
     raise ValueError("--files/--sets/--sigmas select no cell; cells: "
-                     f"{sorted(pretrained.PUBLISHED_PSNR)}")
+                     f"{sorted(dncnn.PUBLISHED_PSNR)}")
   print(f"Command: python {' '.join(sys.argv)}")
   print(f"Device: {jax.devices()[0].device_kind}, {os.cpu_count()} CPUs, jax {jax.__version__}")
   print()
@@ -66,7 +69,7 @@ def main() -> None:
     start = time.perf_counter()
     row = evaluate_published(name, test_set, sigma, os.path.join(root, name))
     seconds = time.perf_counter() - start
-    published = pretrained.PUBLISHED_PSNR[(name, test_set, sigma)]
+    published = dncnn.PUBLISHED_PSNR[(name, test_set, sigma)]
     print(f"| {test_set} | {name} | {sigma} | {row['n_images']} | {published:.2f} | "
           f"{row['psnr']:.3f} | {row['psnr'] - published:+.3f} | {row['ssim']:.4f} | "
           f"{seconds:.0f} |", flush=True)

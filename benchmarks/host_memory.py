@@ -1,4 +1,4 @@
-r"""Train-step time, page faults and system time with and without `restoration.host_memory`.
+r"""Train-step time, page faults and system time with and without `restoration.runtime.host_memory`.
 
   /work/venv/bin/python benchmarks/host_memory.py [--models=dncnn,unet1024] [--rounds=3] \
       [--steps=5]

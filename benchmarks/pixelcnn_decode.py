@@ -1,4 +1,4 @@
-"""Benchmark: PixelCNN decoding speed (restoration.autoregressive) in pixels/s.
+"""Benchmark: PixelCNN decoding speed (restoration.models.pixelcnn_decode) in pixels/s.
 
 A small conditional Gated PixelCNN (features=16, layers=4, cond_features=8, kernel 3; random
 weights: speed does not depend on them) decodes batches of 16x16 and 32x32 gray/RGB images
@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from restoration import autoregressive as ar  # noqa: E402
+from restoration.models import pixelcnn_decode as ar  # noqa: E402
 from restoration.models import get_model  # noqa: E402
 
 MODEL = dict(features=16, layers=4, cond_features=8)

@@ -31,7 +31,8 @@ _ONE = flags.DEFINE_string("one", None, "Internal: measure this config in this p
 
 def measure(name: str, steps: int) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
-  from restoration import cli, parallel, tasks  # pylint: disable=g-import-not-at-top
+  from restoration import cli, tasks  # pylint: disable=g-import-not-at-top
+  from restoration.runtime import parallel
   config, _ = cli.load_config(os.path.join("configs", name))
   task = tasks.build(config, local_device_count=1, process_count=1)
   devices = jax.local_devices()[:1]

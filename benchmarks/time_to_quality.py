@@ -97,7 +97,7 @@ def evaluate(workdir: str, records: list[dict]) -> None:
   """Adds psnr/ssim/input_psnr to each record (BSD68-style: whole images, uint8 output)."""
   sys.path.insert(0, ROOT)
   from restoration import cli  # pylint: disable=g-import-not-at-top
-  from restoration import eval_mode  # pylint: disable=g-import-not-at-top
+  from restoration.modes import evaluate  # pylint: disable=g-import-not-at-top
   level = f"sigma{FLAGS.sigma:g}"
   specs = [{"name": "gaussian_noise", "sigma": FLAGS.sigma, "clip": False}]
   overrides = [("data.eval", FLAGS.test), ("eval.quantize", "true"),
@@ -107,7 +107,7 @@ def evaluate(workdir: str, records: list[dict]) -> None:
   for r in records:
     if "psnr" in r:
       continue
-    (row,) = eval_mode.run(config, workdir, step=r["step"])
+    (row,) = evaluate.run(config, workdir, step=r["step"])
     r.update(psnr=row["psnr"], ssim=row["ssim"], input_psnr=row["input_psnr"],
              n_images=row["n_images"], convention=row["convention"], test=FLAGS.test,
              sigma=FLAGS.sigma)

@@ -39,7 +39,7 @@ import jax.numpy as jnp  # noqa: E402  pylint: disable=wrong-import-position
 import numpy as np  # noqa: E402  pylint: disable=wrong-import-position
 import optax  # noqa: E402  pylint: disable=wrong-import-position
 
-from restoration import host_memory  # noqa: E402  pylint: disable=wrong-import-position
+from restoration.runtime import host_memory  # noqa: E402  pylint: disable=wrong-import-position
 from restoration.models import get_model  # noqa: E402  pylint: disable=wrong-import-position
 import timing  # noqa: E402  pylint: disable=wrong-import-position  (this folder's)
 

@@ -22,7 +22,7 @@ from absl import flags
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from restoration import host_memory  # noqa: E402  pylint: disable=wrong-import-position
+from restoration.runtime import host_memory  # noqa: E402  pylint: disable=wrong-import-position
 import jax  # noqa: E402  pylint: disable=wrong-import-position
 import jax.numpy as jnp  # noqa: E402  pylint: disable=wrong-import-position
 from jax import lax  # noqa: E402  pylint: disable=wrong-import-position

@@ -5,7 +5,7 @@
 
 Arguments: `quick`.
 The corruption makes, from a clean colour crop, the photo the pipeline eval synthesises
-(restoration.chained_eval): its BT.601 luma (kept in 3 channels), then the block damage of
+(restoration.modes.chained_eval): its BT.601 luma (kept in 3 channels), then the block damage of
 configs/mask.py (common.DAMAGE / QUICK_DAMAGE) with gray noise ('gray_noise' draws exactly
 what 'noise' draws on the mask run's 1-channel photos). The target is the clean colour crop,
 so one residual U-Net learns what mask -> colourise -> inpaint do in three

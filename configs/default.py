@@ -58,7 +58,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.inpaint.valid_weight = 0.1        # inpaint(_adversarial): loss weight on the known
                                       # pixels (holes: 1)
 
-  # --- Chained restore (--mode=restore / eval; restoration.chained, chained_eval) -------------
+  # --- Chained restore (--mode=restore / eval; restoration.modes.chained, chained_eval) ---------
   # Workdirs of three trained runs; with `mask` set, restore runs mask -> colorize -> inpaint
   # on the user's (gray, damaged) photos instead of the --workdir model, and eval measures
   # each stage and the chain on damaged gray versions of data.eval. See configs/pipeline.py.
@@ -104,10 +104,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # (ssim means 1 - SSIM), perceptual (the VGG loss of config.perceptual; training only: the
   # eval tables' `loss` column is the other terms' sum, as eval loads no VGG).
   c.loss = ml_collections.ConfigDict({"mse": 1.0})
-  # Perceptual loss on VGG19 features (restoration.perceptual), also the source of the
+  # Perceptual loss on VGG19 features (restoration.losses.perceptual), also the source of the
   # vgg_unet encoder's pretrained weights. Nothing is downloaded: point weights_path at
   # Keras' vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 or an .npz converted from it
-  # (`python -m restoration.vgg_weights in.h5 out.npz`).
+  # (`python -m restoration.weights.vgg in.h5 out.npz`).
   c.perceptual = ml_collections.ConfigDict()
   c.perceptual.weights_path = ""      # '' = not configured (building the loss then raises)
   c.perceptual.layers = ("relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_4")

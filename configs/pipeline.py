@@ -1,4 +1,4 @@
-"""Chained restore of damaged gray photos: mask -> colourise -> inpaint (restoration.chained).
+"""Chained restore of damaged gray photos: mask -> colourise -> inpaint (restoration.modes.chained).
 
   python launch.py --config=configs/mask.py --workdir=runs/mask
   python launch.py --config=configs/colorize.py --workdir=runs/colorize
@@ -10,7 +10,7 @@
 
 Arguments: `laptop` (the `:quick` runs, in runs/*_quick, evaluated on 64 px centre crops as
 their own evals are). --workdir is not read in chained restore (launch.py requires one); eval
-writes its rows to <workdir>/eval/ (restoration.chained_eval: each stage, end to end, and the
+writes its rows to <workdir>/eval/ (restoration.modes.chained_eval: each stage, end to end, and the
 single U-Net of pipeline.single). Eval data: the colourisation run's, builtin:color (a gray
 photo would make colourisation exact); real data: --config.data.eval=folder:PATH. Override a
 stage with e.g. --config.pipeline.mask=runs/other_mask; --config.pipeline.single='' skips

@@ -18,9 +18,9 @@ import jax  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
-from restoration import host_memory  # noqa: E402
-from restoration import parallel  # noqa: E402
-from restoration import train  # noqa: E402
+from restoration.runtime import host_memory  # noqa: E402
+from restoration.runtime import parallel  # noqa: E402
+from restoration.modes import train  # noqa: E402
 
 
 def main(config_json: str, workdir: str, out: str) -> None:

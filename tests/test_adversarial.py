@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from restoration import losses
-from restoration import parallel
-from restoration import perceptual
+from restoration.runtime import parallel
+from restoration.losses import perceptual
 from restoration import tasks
-from restoration import train
+from restoration.modes import train
 from restoration.tasks import supervised
-from tests.test_train import assert_trees_equal, train_events
+from tests.test_modes_train import assert_trees_equal, train_events
 from tests.tiny import load_trained, straight_and_resumed, tiny_config
 from tests.vgg_helpers import WIDTHS, random_arrays
 

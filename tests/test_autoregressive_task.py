@@ -13,17 +13,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restoration import autoregressive as ar
+from restoration.models import pixelcnn_decode as ar
 from restoration import corruptions
 from restoration import data
-from restoration import evaluate
-from restoration import image_files
-from restoration import metrics
-from restoration import parallel
-from restoration import restore
+from restoration.eval import evaluator
+from restoration.image_files import reading
+from restoration.eval import metrics
+from restoration.runtime import parallel
+from restoration.modes import restore
 from restoration import tasks
-from restoration import train
-from tests.test_train import assert_trees_equal, train_events
+from restoration.modes import train
+from tests.test_modes_train import assert_trees_equal, train_events
 from tests.tiny import load_trained, straight_and_resumed, tiny_config
 
 EVAL_KEYS = {"step", "kind", "psnr", "ssim", "input_psnr", "input_ssim", "loss", "nll_bpd",
@@ -112,7 +112,7 @@ def test_eval_event_keys_and_values(trained):
   assert step == 4
   images = np.stack([im for _, im in data.load_eval_images(c)])
   clean = jnp.asarray(images, jnp.float32) / 255.0
-  corrupted = evaluate.corrupt_eval_images(corruptions.chain(list(c.corruption)), c.eval.seed,
+  corrupted = evaluator.corrupt_eval_images(corruptions.chain(list(c.corruption)), c.eval.seed,
                                            clean, jnp.arange(len(images)))
   apply_fn = inference.apply_fn
   decoded = ar.decode_mean(apply_fn, variables, corrupted, channels=1)
@@ -142,8 +142,8 @@ def test_restore_writes_outputs_of_the_input_sizes(trained, tmp_path):
   Image.fromarray(rng.integers(0, 256, (9, 4, 3), dtype=np.uint8), "RGB").save(inputs / "rgb.png")
   written = restore.run(c, workdir, str(inputs), str(tmp_path / "out"), bucket=8)
   assert sorted(os.path.basename(p) for p in written) == ["gray.png", "rgb.png"]
-  out_gray, _ = image_files.read_image(str(tmp_path / "out" / "gray.png"))
-  out_rgb, _ = image_files.read_image(str(tmp_path / "out" / "rgb.png"))
+  out_gray, _ = reading.read_image(str(tmp_path / "out" / "gray.png"))
+  out_rgb, _ = reading.read_image(str(tmp_path / "out" / "rgb.png"))
   assert out_gray.shape == (5, 7, 1) and out_rgb.shape == (9, 4, 3)
   # The gray one is the decode at its own size (no bucket padding for a model without a
   # spatial multiple): exactly.

@@ -13,6 +13,7 @@ from PIL import Image
 from restoration import data
 from restoration.data import pipeline
 from restoration.data import sources
+from restoration.data import specs
 from tests.data_helpers import coord_image, make_config, write_const_folder
 
 
@@ -54,10 +55,10 @@ def mixed_folder(tmp_path):
 
 def test_folder_source_modes_and_channels(mixed_folder):
   root, expected = mixed_folder
-  src = sources.open_source(f"folder:{root}", 3)
+  src = specs.open_source(f"folder:{root}", 3)
   names = [src.name(i) for i in range(len(src))]
   assert names == sorted(expected)  # recursive, sorted by relative path, .txt ignored
-  gray_src = sources.open_source(f"folder:{root}", 1)
+  gray_src = specs.open_source(f"folder:{root}", 1)
   for i, name in enumerate(names):
     rgb = src[i]
     assert rgb.dtype == np.uint8 and rgb.shape == (10, 12, 3), name
@@ -90,18 +91,18 @@ def test_npz_source(tmp_path):
   b = np.full((2, 6, 7, 1), 9, np.uint8)
   np.savez_compressed(tmp_path / "part_0.npz", image=a, label=np.zeros(3))
   np.savez(tmp_path / "part_1.npz", image=b)
-  src = sources.open_source(f"npz:{tmp_path}/part_*.npz", 3)
+  src = specs.open_source(f"npz:{tmp_path}/part_*.npz", 3)
   assert len(src) == 5
   assert src.name(3) == "part_1.npz[0]"
   assert src.sizes() == [(4, 5)] * 3 + [(6, 7)] * 2
   np.testing.assert_array_equal(src[1], a[1])
   np.testing.assert_array_equal(src[4], np.full((6, 7, 3), 9, np.uint8))
-  assert sources.open_source(f"npz:{tmp_path}/part_1.npz", 1)[0].shape == (6, 7, 1)
+  assert specs.open_source(f"npz:{tmp_path}/part_1.npz", 1)[0].shape == (6, 7, 1)
 
 
 def test_builtin_color_keeps_only_colour_photos():
   for split, n in (("train", 5), ("eval", 2)):
-    src = sources.open_source("builtin:color", 3, split=split)
+    src = specs.open_source("builtin:color", 3, split=split)
     assert len(src) == n
     for i in range(n):
       img = src[i].astype(int)
@@ -109,8 +110,8 @@ def test_builtin_color_keeps_only_colour_photos():
 
 
 def test_builtin_split_offline():
-  train = sources.open_source("builtin", 3, split="train")
-  ev = sources.open_source("builtin", 1, split="eval")
+  train = specs.open_source("builtin", 3, split="train")
+  ev = specs.open_source("builtin", 1, split="eval")
   assert not set(train.names) & set(ev.names)
   assert len(train) == len(data.BUILTIN_TRAIN) and len(ev) == len(data.BUILTIN_EVAL)
   assert train[0].dtype == np.uint8 and train[0].shape[-1] == 3 and ev[0].shape[-1] == 1
@@ -172,7 +173,7 @@ def test_tfds_prepared_dataset(tfds_dir):
   assert pipeline.open_eval_source(make_config(
       f"tfds:{name}:train", f"tfds:{name}:train", **{"data.tfds_data_dir": tfds_dir}))
   with pytest.raises(ValueError, match="split 'nope' not found"):
-    sources.open_source(f"tfds:{name}:nope", 3, tfds_data_dir=tfds_dir)
+    specs.open_source(f"tfds:{name}:nope", 3, tfds_data_dir=tfds_dir)
 
 
 @needs_tfds
@@ -180,7 +181,7 @@ def test_tfds_mock_cifar10(monkeypatch):
   # mock_data (no TensorFlow) serves random examples but does not mark the dataset prepared.
   monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
   with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
-    src = sources.open_source("tfds:cifar10:train", 1)
+    src = specs.open_source("tfds:cifar10:train", 1)
     assert len(src) == 5 and src.sizes() == [(32, 32)] * 5
     assert src[0].shape == (32, 32, 1) and src[0].dtype == np.uint8
 
@@ -189,9 +190,9 @@ def test_tfds_mock_cifar10(monkeypatch):
 def test_tfds_not_prepared_fails_fast(tmp_path):
   t0 = time.time()
   with pytest.raises(ValueError, match=r"not prepared.*folder:PATH or npz:GLOB"):
-    sources.open_source("tfds:cifar10:train", 3, tfds_data_dir=str(tmp_path))
+    specs.open_source("tfds:cifar10:train", 3, tfds_data_dir=str(tmp_path))
   with pytest.raises(ValueError, match="unknown tfds dataset"):
-    sources.open_source("tfds:no_such_dataset_xyz", 3, tfds_data_dir=str(tmp_path))
+    specs.open_source("tfds:no_such_dataset_xyz", 3, tfds_data_dir=str(tmp_path))
   assert time.time() - t0 < 20
 
 
@@ -246,7 +247,7 @@ def test_corrupt_and_truncated_images(tmp_path):
     data.load_eval_images(c)
   with open(os.path.join(root, "000.png"), "wb") as f:
     f.write(blob)
-  src = sources.open_source(f"folder:{root}", 1)
+  src = specs.open_source(f"folder:{root}", 1)
   assert len(src._cache) == 2  # decoded once at start-up, kept: the first epoch decodes nothing
   np.testing.assert_array_equal(src[0][..., 0], noisy)
 

@@ -1,4 +1,5 @@
-"""Tests for restoration.image_files: lossless round trips, alpha, safety checks, input expansion."""
+"""Tests for restoration.image_files (reading, writing): lossless round trips, alpha, safety
+checks, input expansion."""
 
 import os
 import numpy as np
@@ -7,14 +8,11 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms
 
-from restoration import image_files as rio
 from restoration import image_ops
-from restoration.restore import expand_inputs, plan_outputs
-from restoration.image_files import (
-    ImageInfo,
-    read_image,
-    write_image,
-)
+from restoration.image_files import writing
+from restoration.image_files.reading import ImageInfo, read_image
+from restoration.image_files.writing import write_image
+from restoration.modes.restore import expand_inputs, plan_outputs
 
 RNG = np.random.default_rng(0)
 
@@ -183,7 +181,7 @@ def test_bmp_roundtrip(tmp_path, mode):
   src_px = _u8(10, 7, 4)[..., : len(mode)] if mode != "L" else _u8(10, 7)
   src = tmp_path / "in.bmp"
   if mode == "RGBA":
-    src.write_bytes(rio._bmp_encode_rgba(src_px))
+    src.write_bytes(writing._bmp_encode_rgba(src_px))
   else:
     Image.fromarray(src_px, mode).save(src)
   image, info, image2, info2, dst = _roundtrip(tmp_path, src, "out.bmp")

@@ -5,18 +5,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from restoration import chained
-from restoration import checkpoints
+from restoration.modes import chained
+from restoration.runtime import checkpoints
 from restoration import corruptions
-from restoration import evaluate
-from restoration import gan_losses
+from restoration.eval import evaluator
+from restoration.losses import gan
 from restoration import tasks
 from restoration.data import pipeline
 from restoration.tasks import inpaint
 from restoration.tasks import mask as mask_task
-from tests import test_chained
+from tests import test_modes_chained
 from tests import test_configs
-from tests.test_train import assert_trees_equal, train_events
+from tests.test_modes_train import assert_trees_equal, train_events
 from tests.tiny import load_trained, straight_and_resumed, tiny_config
 
 BLOCKS = [{"name": "random_blocks", "num_blocks": 3, "block_size": (2, 5), "fill": "noise"}]
@@ -96,7 +96,7 @@ def test_mask_eval_of_the_true_mask_is_perfect():
   index = jnp.arange(len(images))
   corrupt = corruptions.chain(list(c.corruption))
   corrupted, mask = task.inference.prepare(corrupt, 7, jnp.asarray(images), index)
-  ref = evaluate.corrupt_eval_images(corrupt, 7, jnp.asarray(images) / 255.0, index)
+  ref = evaluator.corrupt_eval_images(corrupt, 7, jnp.asarray(images) / 255.0, index)
   np.testing.assert_array_equal(corrupted, ref)
   assert 0 < float(mask.mean()) < 1
   values = task.inference.measure((2 * mask - 1) * 30.0, corrupted, mask)
@@ -117,8 +117,8 @@ def test_mask_task_resume_is_exact_and_keeps_best_by_iou(tmp_path):
   ckpt = checkpoints.Checkpointer(one, read_only=True)
   assert ckpt.best_psnr() == pytest.approx(max(e["iou"] for e in evals))
   ckpt.close()
-  from restoration import eval_mode  # pylint: disable=g-import-not-at-top
-  (row,) = eval_mode.run(mask_config(), one, devices=devices)
+  from restoration.modes import evaluate  # pylint: disable=g-import-not-at-top
+  (row,) = evaluate.run(mask_config(), one, devices=devices)
   assert row["iou"] == pytest.approx(max(e["iou"] for e in evals), rel=1e-5)
   assert {"f1", "precision", "recall"} <= set(row)
 
@@ -151,7 +151,7 @@ def test_inpaint_trains_and_resumes(tmp_path):
   assert_trees_equal(straight.params, resumed.params)
   assert all(np.isfinite(e["psnr"]) for e in train_events(one, "eval"))
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  from restoration import restore  # pylint: disable=g-import-not-at-top
+  from restoration.modes import restore  # pylint: disable=g-import-not-at-top
   Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "user.png")
   with pytest.raises(ValueError, match="needs the damage mask"):
     restore.run(inpaint_config(), one, str(tmp_path / "user.png"), str(tmp_path / "out"))
@@ -186,7 +186,7 @@ def test_inpaint_gan_discriminator_can_only_judge_the_holes():
   np.testing.assert_array_equal(task.d_candidate(jnp.asarray(image), x), image)  # real: clean
   # G's adversarial gradient reaches its output in the holes only.
   d_vars = {"params": state.d_params, "batch_stats": state.d_batch_stats}
-  g_adv = lambda y: gan_losses.generator_loss(
+  g_adv = lambda y: gan.generator_loss(
       "vanilla", task.discriminator.apply(d_vars, x, task.d_candidate(y, x), train=False))
   grad = np.asarray(jax.grad(g_adv)(net))
   assert not np.any(grad[m == 0]) and np.any(grad[m == 1])
@@ -247,7 +247,7 @@ def test_inpaint_gan_trains_and_resumes_exactly(tmp_path):
 
 def test_chained_restore_takes_an_inpaint_gan_stage(tmp_path):
   dirs = {}
-  for i, (name, kw) in enumerate(test_chained.STAGES.items()):
+  for i, (name, kw) in enumerate(test_modes_chained.STAGES.items()):
     if name == "inpaint":
       kw = {**kw, **GAN, "task": "inpaint_adversarial"}
     c = tiny_config(seed=i, **kw)

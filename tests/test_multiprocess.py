@@ -9,8 +9,8 @@ import jax
 import pytest
 import numpy as np
 
-from restoration import train
-from restoration import visualize
+from restoration.modes import train
+from restoration.eval import visualize
 from tests.tiny import tiny_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -1,4 +1,4 @@
-"""Tests for the conditional Gated PixelCNN and restoration.autoregressive.
+"""Tests for the conditional Gated PixelCNN and restoration.models.pixelcnn_decode.
 
 Tiny models (3 layers, 8 features, 5x7 images) with NumPy-filled variables (no initialiser
 compilation); causality is checked on the exact Jacobian of the logits.
@@ -14,7 +14,7 @@ import scipy.special
 import scipy.stats
 
 from configs import common
-from restoration import autoregressive as ar
+from restoration.models import pixelcnn_decode as ar
 from restoration import tasks
 from restoration.models import get_model
 from restoration.models.pixelcnn import PixelCNN

@@ -12,7 +12,7 @@ import pytest
 from benchmarks import quick_configs
 from restoration import cli
 from restoration import corruptions
-from restoration import train
+from restoration.modes import train
 from tests import test_configs
 
 HAVE_KERNELS = os.path.isdir(corruptions.DEFAULT_KERNEL_DIR)

@@ -17,17 +17,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restoration import checkpoints
+from restoration.runtime import checkpoints
 from restoration import config_fields
-from restoration import evaluate
-from restoration import preemption
-from restoration import restore
-from restoration import run_log
+from restoration.eval import evaluator
+from restoration.runtime import preemption
+from restoration.modes import restore
+from restoration.runtime import run_log
 from restoration import tasks
-from restoration import train
-from restoration import workdir_lock
+from restoration.modes import train
+from restoration.runtime import workdir_lock
 from restoration.tasks import supervised
-from tests.test_train import assert_trees_equal, train_events
+from tests.test_modes_train import assert_trees_equal, train_events
 from tests.tiny import tiny_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -211,7 +211,7 @@ def test_corrupt_best_falls_back_to_latest(reference, tmp_path, caplog):
 def test_second_run_refuses_and_stale_lock_is_taken_over(tmp_path, caplog):
   workdir = str(tmp_path / "run")
   holder = subprocess.Popen(
-      [sys.executable, "-c", "import sys, time; from restoration import workdir_lock; "
+      [sys.executable, "-c", "import sys, time; from restoration.runtime import workdir_lock; "
        f"workdir_lock.acquire({workdir!r}); print('held', flush=True); time.sleep(120)"],
       cwd=ROOT, stdout=subprocess.PIPE, text=True)
   assert holder.stdout.readline().strip() == "held"
@@ -248,13 +248,13 @@ def test_images_over_the_memory_budget_are_tiled(monkeypatch):
   rng = np.random.default_rng(0)
   images = [("small", rng.integers(0, 256, (16, 16, 1), np.uint8)),
             ("huge", rng.integers(0, 256, (96, 80, 1), np.uint8))]
-  whole = evaluate.Evaluator(task.inference, images, devices=ONE)
-  bpp = evaluate.bytes_per_pixel(task.inference.predict, variables, 1)
+  whole = evaluator.Evaluator(task.inference, images, devices=ONE)
+  bpp = evaluator.bytes_per_pixel(task.inference.predict, variables, 1)
   assert bpp >= 8  # at least the input and the output, float32
   budget = bpp * 60 * 60 / 2 ** 20  # the 96x80 image does not fit, 8 tiles of 20 px do
   c.eval.memory_budget_mb = budget
   small = tasks.build(c, local_device_count=1, process_count=1).inference
-  tiled = evaluate.Evaluator(small, images, devices=ONE)
+  tiled = evaluator.Evaluator(small, images, devices=ONE)
   assert tiled.tile_for(variables, (16, 16, 1)) == 0
   assert tiled.tile_for(variables, (96, 80, 1)) == int((60 * 60 / 8) ** 0.5)
   a = whole.evaluate(variables, c.corruption, replicated=False)
@@ -262,7 +262,7 @@ def test_images_over_the_memory_budget_are_tiled(monkeypatch):
   for k in a.means:  # receptive radius 2 <= overlap / 2: tiling is exact
     np.testing.assert_allclose(a.per_image[k], b.per_image[k], rtol=1e-4, atol=1e-5)
   with pytest.raises(ValueError, match=r"eval.memory_budget_mb=.* fits only"):
-    evaluate.auto_tile(bpp, bpp * 4 / 2 ** 20, batch_tiles=8, multiple=1, overlap=4)
+    evaluator.auto_tile(bpp, bpp * 4 / 2 ** 20, batch_tiles=8, multiple=1, overlap=4)
 
 
 # 7. config checks -----------------------------------------------------------------------------
@@ -275,7 +275,7 @@ def test_unknown_and_mistyped_fields_and_bad_config_json(tmp_path):
   with pytest.raises(ValueError, match=r"config\.total_steps='10' has type str; expected int"):
     config_fields.check(tiny_config(total_steps="10"))
   with pytest.raises(ValueError, match=r"memory_budget_mb must be a number > 0"):
-    evaluate.EvalOptions.from_config(tiny_config(**{"eval.memory_budget_mb": 0}))
+    evaluator.EvalOptions.from_config(tiny_config(**{"eval.memory_budget_mb": 0}))
   config_fields.check(tiny_config(**{"model.kwargs": {"anything": 1}}))  # user-keyed: free
   path = tmp_path / "config.json"
   for text, match in (("{garbage", "is not a readable JSON config"),

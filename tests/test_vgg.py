@@ -16,7 +16,7 @@ import optax
 import pytest
 from scipy import ndimage
 
-from restoration import vgg_weights
+from restoration.weights import vgg
 from restoration.models import get_model
 from restoration.models.vgg import VGG19, conv_names, convs_needed, layer_names, trim_variables
 from restoration.models.vgg_unet import freeze_mask, load_encoder
@@ -88,7 +88,7 @@ def _conv_numpy(x, kernel, bias):
 
 
 def test_forward_matches_numpy_and_gray_is_repeated(arrays):
-  variables = vgg_weights.to_variables(arrays)   # ImageNet mean/std (no entries in arrays)
+  variables = vgg.to_variables(arrays)   # ImageNet mean/std (no entries in arrays)
   x = np.random.default_rng(1).uniform(size=(2, 16, 16, 3)).astype(np.float32)
   out = _apply_fn(("conv1_1", "relu1_2", "pool1"))(variables, x)
   mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
@@ -112,7 +112,7 @@ def test_forward_matches_numpy_and_gray_is_repeated(arrays):
 def test_keras_h5_layouts_load_the_same_arrays(tmp_path, arrays, layout):
   path = str(tmp_path / "w.h5")
   write_keras_h5(path, arrays, layout)
-  loaded = vgg_weights.read_arrays(path, widths=WIDTHS)
+  loaded = vgg.read_arrays(path, widths=WIDTHS)
   for key, value in arrays.items():
     expected = value[:, :, ::-1] if key == "conv1_1/kernel" else value   # BGR -> RGB
     np.testing.assert_array_equal(loaded[key], expected, err_msg=key)
@@ -123,7 +123,7 @@ def test_keras_h5_layouts_load_the_same_arrays(tmp_path, arrays, layout):
 def test_keras_weights_reproduce_caffe_preprocessing(h5_file, arrays):
   # The Keras file expects BGR * 255 - BGR mean; loaded, VGG19 takes [0, 1] RGB and must
   # give the same first-layer features (exact: the conversion is a channel permutation).
-  variables = vgg_weights.load_vgg19(h5_file, widths=WIDTHS)
+  variables = vgg.load_vgg19(h5_file, widths=WIDTHS)
   x = np.random.default_rng(2).uniform(size=(1, 16, 16, 3)).astype(np.float32)
   caffe = x[..., ::-1] * 255.0 - np.array([103.939, 116.779, 123.68])
   expected = _conv_numpy(caffe, arrays["conv1_1/kernel"], arrays["conv1_1/bias"])
@@ -132,16 +132,16 @@ def test_keras_weights_reproduce_caffe_preprocessing(h5_file, arrays):
 
 
 def test_h5_to_npz_round_trip_and_cli(tmp_path, h5_file):
-  from_h5 = vgg_weights.load_vgg19(h5_file, widths=WIDTHS)
+  from_h5 = vgg.load_vgg19(h5_file, widths=WIDTHS)
   npz = str(tmp_path / "vgg19.npz")
-  vgg_weights.h5_to_npz(h5_file, npz, widths=WIDTHS)
+  vgg.h5_to_npz(h5_file, npz, widths=WIDTHS)
   with np.load(npz) as data:
     assert set(data.files) == {f"{c}/{leaf}" for c in conv_names() for leaf in ("kernel", "bias")
                                } | {"input_mean", "input_std"}
-  from_npz = vgg_weights.load_vgg19(npz, widths=WIDTHS)
+  from_npz = vgg.load_vgg19(npz, widths=WIDTHS)
   jax.tree.map(np.testing.assert_array_equal, from_h5, from_npz)
   # The CLI checks real VGG19 shapes, so a narrow file is rejected with the layer named.
-  result = subprocess.run([sys.executable, "-m", "restoration.vgg_weights", h5_file,
+  result = subprocess.run([sys.executable, "-m", "restoration.weights.vgg", h5_file,
                            str(tmp_path / "o.npz")], capture_output=True, text=True)
   assert result.returncode != 0 and "conv1_1/kernel has shape (3, 3, 3, 4)" in result.stderr
 
@@ -149,31 +149,31 @@ def test_h5_to_npz_round_trip_and_cli(tmp_path, h5_file):
 def test_missing_or_bad_files_give_clear_errors(tmp_path, arrays):
   with pytest.raises(ValueError, match=r"config.perceptual.weights_path is not set.*"
                                        r"vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"):
-    vgg_weights.load_vgg19("")
+    vgg.load_vgg19("")
   with pytest.raises(ValueError, match=r"config.perceptual.weights_path='/nope.h5': no such"):
-    vgg_weights.load_vgg19("/nope.h5")
+    vgg.load_vgg19("/nope.h5")
   bad = tmp_path / "w.pt"
   bad.write_bytes(b"x")
   with pytest.raises(ValueError, match=r"extension '.pt'; allowed: .h5, .hdf5, .npz"):
-    vgg_weights.load_vgg19(str(bad))
+    vgg.load_vgg19(str(bad))
   partial = {k: v for k, v in arrays.items() if not k.startswith("conv4_3")}
   np.savez(tmp_path / "p.npz", **partial)
   with pytest.raises(ValueError, match=r"p.npz: VGG19 layer conv4_3 has no kernel"):
-    vgg_weights.load_vgg19(str(tmp_path / "p.npz"), widths=WIDTHS)
+    vgg.load_vgg19(str(tmp_path / "p.npz"), widths=WIDTHS)
   wrong = dict(arrays, **{"conv3_2/bias": np.zeros(5, np.float32)})
   np.savez(tmp_path / "s.npz", **wrong)
   with pytest.raises(ValueError, match=r"conv3_2/bias has shape \(5,\), expected \(8,\)"):
-    vgg_weights.load_vgg19(str(tmp_path / "s.npz"), widths=WIDTHS)
+    vgg.load_vgg19(str(tmp_path / "s.npz"), widths=WIDTHS)
   h5_missing = str(tmp_path / "m.h5")
   write_keras_h5(h5_missing, arrays, "keras2")
   with h5py.File(h5_missing, "a") as f:
     del f["block5_conv4"]
   with pytest.raises(ValueError, match=r"layer conv5_4 \(Keras group 'block5_conv4'\) missing"):
-    vgg_weights.load_vgg19(h5_missing, widths=WIDTHS)
+    vgg.load_vgg19(h5_missing, widths=WIDTHS)
 
 
 def test_trim_variables_keeps_only_needed_convs(arrays):
-  trimmed = trim_variables(vgg_weights.to_variables(arrays), ("relu2_1",))
+  trimmed = trim_variables(vgg.to_variables(arrays), ("relu2_1",))
   assert set(trimmed["params"]) == {"conv1_1", "conv1_2", "conv2_1", "input_mean", "input_std"}
 
 
@@ -203,10 +203,10 @@ def test_load_encoder_and_freeze_mask(h5_file):
   x = np.random.default_rng(3).uniform(size=(1, 19, 13, 3)).astype(np.float32)
   params = jax.jit(functools.partial(model.init, train=False))(
       jax.random.key(0, impl="rbg"), x)["params"]
-  vgg = vgg_weights.load_vgg19(h5_file, widths=WIDTHS)
-  loaded = load_encoder(params, vgg)
+  vgg19 = vgg.load_vgg19(h5_file, widths=WIDTHS)
+  loaded = load_encoder(params, vgg19)
   for name, sub in loaded["encoder"].items():
-    jax.tree.map(np.testing.assert_array_equal, sub, vgg["params"][name])
+    jax.tree.map(np.testing.assert_array_equal, sub, vgg19["params"][name])
   for name in set(params) - {"encoder"}:   # the decoder is untouched
     jax.tree.map(np.testing.assert_array_equal, loaded[name], params[name])
   # The mask marks exactly the encoder's leaves.
@@ -223,7 +223,7 @@ def test_load_encoder_and_freeze_mask(h5_file):
   changed = jax.tree.map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))), loaded, new)
   assert not any(jax.tree.leaves(changed["encoder"]))
   assert all(jax.tree.leaves({k: v for k, v in changed.items() if k != "encoder"}))
-  bad = {"params": {k: v for k, v in vgg["params"].items() if k != "conv2_2"}}
+  bad = {"params": {k: v for k, v in vgg19["params"].items() if k != "conv2_2"}}
   with pytest.raises(ValueError, match=r"lack layer\(s\) \['conv2_2'\]"):
     load_encoder(params, bad)
   with pytest.raises(ValueError, match="not a vgg_unet"):

@@ -46,7 +46,7 @@ def straight_and_resumed(make_config, tmp_path, *, total: int, stop: int, **cfg:
   tmp_path/resumed first to `stop`, then (a new call, as after a kill) on to `total`, on one
   device. Returns (straight state, resumed state, straight workdir, resumed workdir)."""
   import jax  # pylint: disable=g-import-not-at-top
-  from restoration import train  # pylint: disable=g-import-not-at-top
+  from restoration.modes import train  # pylint: disable=g-import-not-at-top
   devices = jax.local_devices()[:1]
   one, two = str(tmp_path / "straight"), str(tmp_path / "resumed")
   straight = train.train_and_evaluate(make_config(total_steps=total, **cfg), one,
@@ -60,7 +60,8 @@ def straight_and_resumed(make_config, tmp_path, *, total: int, stop: int, **cfg:
 def load_trained(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = None,
                  num_devices: int | None = None):
   """(inference, variables, step, which) of a workdir, as eval mode loads them."""
-  from restoration import checkpoints, tasks  # pylint: disable=g-import-not-at-top
+  from restoration import tasks  # pylint: disable=g-import-not-at-top
+  from restoration.runtime import checkpoints
   trained = checkpoints.load_run(workdir, step=step)
   config = checkpoints.with_trained_model(config, trained.meta, workdir)
   inference = tasks.inference_for(trained.meta, config, num_devices=num_devices)

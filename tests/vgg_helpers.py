@@ -1,10 +1,10 @@
 """A narrow random-weight VGG19 and writers of its weights in the Keras HDF5 layouts
-(shared by test_vgg and test_perceptual)."""
+(shared by test_vgg and test_losses_perceptual)."""
 
 import h5py
 import numpy as np
 
-from restoration import vgg_weights
+from restoration.weights import vgg
 from restoration.models.vgg import conv_names
 
 WIDTHS = (4, 8, 8, 16, 16)
@@ -15,7 +15,7 @@ def random_arrays(seed=0, widths=WIDTHS):
   rng = np.random.default_rng(seed)
   out = {}
   for name in conv_names():
-    kshape, bshape = vgg_weights.expected_shapes(name, widths)
+    kshape, bshape = vgg.expected_shapes(name, widths)
     out[f"{name}/kernel"] = (rng.standard_normal(kshape) / np.sqrt(9 * kshape[2])
                              ).astype(np.float32)
     out[f"{name}/bias"] = (0.1 * rng.standard_normal(bshape)).astype(np.float32)

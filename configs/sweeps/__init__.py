@@ -1,1 +1,1 @@
-"""Sweep configs: a base run config, named variants and seeds (see restoration/sweep_spec.py)."""
+"""Sweep configs: a base run config, named variants and seeds (see restoration/sweeps/spec.py)."""

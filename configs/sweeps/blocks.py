@@ -18,13 +18,13 @@ Arguments: `quick`, `variant=NAME`, `seed=K`, `eval`.
 """
 
 from configs import cnn_blocks
-from restoration import sweep_spec
+from restoration.sweeps import spec
 
 CIFAR = "../shared/data/cifar10"
 
 
 def get_config(arg: str | None = None):
-  a = sweep_spec.parse(arg)
+  a = spec.parse(arg)
   base = cnn_blocks.get_config("quick" if a.quick else None)
   variants = {f"blocks{n}": {"corruption": cnn_blocks.blocks(n)} for n in cnn_blocks.LEVELS}
   if a.quick:
@@ -38,7 +38,7 @@ def get_config(arg: str | None = None):
     base.data.eval_max_images = 1000
     seeds = [0, 1, 2]
     eval_overrides = {"data.eval": f"npz:{CIFAR}/test.npz", "data.eval_max_images": 2000}
-  return sweep_spec.build(
+  return spec.build(
       a, name="blocks", base=base, variants=variants, seeds=seeds, reference="blocks10",
       eval_overrides=eval_overrides,
       description="A residual CNN trained with 10, 50 or 100 missing 2-4 px blocks, each "

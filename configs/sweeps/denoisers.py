@@ -30,7 +30,7 @@ Arguments: `quick`, `variant=NAME`, `seed=K`, `eval`.
 
 from configs import dncnn
 from configs import pixelcnn
-from restoration import sweep_spec
+from restoration.sweeps import spec
 
 DENOISE = "../shared/data/denoise"
 # What the pixelcnn variant takes from configs/pixelcnn.py; data, corruption, run length and
@@ -39,7 +39,7 @@ PIXELCNN_FIELDS = ("task", "model", "optimizer", "autoregressive")
 
 
 def get_config(arg: str | None = None):
-  a = sweep_spec.parse(arg)
+  a = spec.parse(arg)
   base = dncnn.get_config("quick" if a.quick else None)
   cvt = {"model.name": "cvt", "optimizer.name": "adamw", "optimizer.weight_decay": 1e-4}
   if a.quick:
@@ -59,9 +59,9 @@ def get_config(arg: str | None = None):
                 "optimizer.learning_rate": 3e-4, "optimizer.warmup_steps": 2_000})
     seeds = [0, 1, 2]
     eval_overrides = {"data.eval": f"folder:{DENOISE}/test/BSD68"}
-  pcnn = sweep_spec.overrides_toward(base, pixelcnn.get_config("quick" if a.quick else None),
+  pcnn = spec.overrides_toward(base, pixelcnn.get_config("quick" if a.quick else None),
                                      PIXELCNN_FIELDS)
-  return sweep_spec.build(
+  return spec.build(
       a, name="denoisers", base=base, variants={"dncnn": {}, "cvt": cvt, "pixelcnn": pcnn},
       seeds=seeds, reference="dncnn", eval_overrides=eval_overrides,
       description="DnCNN against a CvT convolution + transformer hybrid and a conditional "

@@ -32,7 +32,7 @@ Arguments: `quick`, `levin` (full scale only), `variant=NAME`, `seed=K`, `eval`.
 
 from configs import pix2pix
 from configs import unet1024
-from restoration import sweep_spec
+from restoration.sweeps import spec
 
 # What the gan variant takes from configs/pix2pix.py; everything else (data, corruption,
 # run length, eval, the generator) is this sweep's.
@@ -40,7 +40,7 @@ GAN_FIELDS = ("task", "adversarial", "loss", "optimizer")
 
 
 def get_config(arg: str | None = None):
-  a = sweep_spec.parse(arg, levin=False)
+  a = spec.parse(arg, levin=False)
   base = unet1024.get_config(",".join(k for k in ("quick", "levin") if a[k]) or None)
   if a.quick:
     base.total_steps = 200
@@ -64,8 +64,8 @@ def get_config(arg: str | None = None):
                       "data.eval_max_images": 0}
   gan = pix2pix.get_config("quick" if a.quick else None)
   variants["gan"] = {**variants["unet1024"],
-                     **sweep_spec.overrides_toward(base, gan, GAN_FIELDS)}
-  return sweep_spec.build(
+                     **spec.overrides_toward(base, gan, GAN_FIELDS)}
+  return spec.build(
       a, name="unet_bottleneck", base=base, variants=variants, seeds=seeds,
       reference="unet1024", eval_overrides=eval_overrides,
       description="U-Net bottleneck width (1024 vs 512 channels) against a plain residual CNN "

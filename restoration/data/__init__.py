@@ -26,8 +26,8 @@ from restoration.data.pipeline import Sources
 from restoration.data.sources import BUILTIN_EVAL
 from restoration.data.sources import BUILTIN_TRAIN
 from restoration.data.sources import IMAGE_EXTENSIONS
-from restoration.data.sources import open_source
 from restoration.data.sources import Source
+from restoration.data.specs import open_source
 
 __all__ = [
     "BUILTIN_EVAL", "BUILTIN_TRAIN", "DeviceData", "IMAGE_EXTENSIONS", "Source", "TrainData",

@@ -42,6 +42,7 @@ import numpy as np
 
 from restoration import image_ops
 from restoration.data import sources as sources_lib
+from restoration.data import specs
 
 _SHUFFLE_SALT = 0x5EED_5A1F
 _CROP_SALT = 0xC40B
@@ -96,12 +97,12 @@ class _EpochShuffled:
 
 
 def open_train_source(config) -> sources_lib.Source:
-  return sources_lib.open_source(config.data.train, config.data.channels, split="train",
+  return specs.open_source(config.data.train, config.data.channels, split="train",
                                  tfds_data_dir=config.data.get("tfds_data_dir", ""))
 
 
 def open_eval_source(config) -> sources_lib.Source:
-  return sources_lib.open_source(config.data.eval, config.data.channels, split="eval",
+  return specs.open_source(config.data.eval, config.data.channels, split="eval",
                                  tfds_data_dir=config.data.get("tfds_data_dir", ""))
 
 

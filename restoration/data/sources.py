@@ -40,7 +40,7 @@ Specs
                      config.task='paired'.
 
 Pixel conversion (all sources)
-  * Files are decoded by `image_files.read_pixels`, the decoder restore mode uses too (EXIF
+  * Files are decoded by `image_files.reading.read_pixels`, the decoder restore mode uses too (EXIF
     orientation applied; 16-bit colour kept by pypng / tifffile).
   * 16-bit images are scaled to uint8 by round(v / 257) (65535 -> 255).
   * Alpha is dropped (LA, RGBA, PA, palette with transparency); 1-bit and palette images are
@@ -61,12 +61,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from restoration import image_files
+from restoration.image_files import reading
 from restoration import image_ops
-from restoration.image_files import IMAGE_EXTENSIONS  # one list for reading and restoring
-
-SPEC_PREFIXES = ("builtin", "builtin:color", "folder:PATH", "npz:GLOB", "tfds:NAME[:SPLIT]",
-                 "pairs:INPUT_DIR,TARGET_DIR")
+from restoration.image_files.reading import IMAGE_EXTENSIONS  # one list for reading and restoring
 
 BUILTIN_TRAIN = (
     "brick", "chelsea", "clock", "grass", "gravel", "hubble_deep_field",
@@ -103,8 +100,8 @@ def as_uint8_image(a: np.ndarray, channels: int, name: str = "image") -> np.ndar
 
 
 def decode_image_file(path: str, channels: int) -> np.ndarray:
-  """Decodes one image file (`image_files.read_pixels`) to uint8 HWC with `channels`."""
-  arr, _ = image_files.read_pixels(path)
+  """Decodes one image file (`reading.read_pixels`) to uint8 HWC with `channels`."""
+  arr, _ = reading.read_pixels(path)
   return as_uint8_image(arr, channels, path)
 
 
@@ -346,26 +343,3 @@ def check_channels(channels) -> int:
   if channels not in (1, 3):
     raise ValueError(f"data.channels must be 1 (gray) or 3 (RGB), got {channels!r}")
   return int(channels)
-
-
-def open_source(spec: str, channels: int, *, split: str = "train",
-                tfds_data_dir: str = "") -> Source:
-  """Opens the source named by `spec`; `split` ('train' | 'eval') picks builtin's split."""
-  channels = check_channels(channels)
-  spec = str(spec).strip()
-  if spec in ("builtin", "builtin:color"):
-    return BuiltinSource(split, channels, color_only=spec == "builtin:color")
-  kind, sep, arg = spec.partition(":")
-  if sep and kind == "folder" and arg:
-    return FolderSource(arg, channels, spec)
-  if sep and kind == "npz" and arg:
-    return NpzSource(arg, channels, spec)
-  if sep and kind == "pairs" and arg:
-    from restoration.data import pairs  # pylint: disable=g-import-not-at-top (imports us)
-    return pairs.open_pairs(spec, arg, channels)
-  if sep and kind == "tfds" and arg:
-    name, _, tsplit = arg.partition(":")
-    defaults = ("train",) if split == "train" else ("test", "validation", "train")
-    from restoration.data import tfds_source  # pylint: disable=g-import-not-at-top
-    return tfds_source.TfdsSource(name, tsplit or None, channels, tfds_data_dir, defaults, spec)
-  raise ValueError(f"unknown data spec {spec!r}; valid specs: {', '.join(SPEC_PREFIXES)}")

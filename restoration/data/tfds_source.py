@@ -1,7 +1,7 @@
 """`tfds:NAME[:SPLIT]`: a PREPARED tensorflow-datasets dataset as a random-access Source.
 
 Read with `tfds.data_source` (array_record or parquet, no TensorFlow needed); never downloads.
-tensorflow_datasets is imported only when such a spec is opened (see `sources.open_source`).
+tensorflow_datasets is imported only when such a spec is opened (see `specs.open_source`).
 """
 
 from __future__ import annotations

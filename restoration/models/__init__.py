@@ -17,7 +17,7 @@ constructor (a `functools.partial` of the module class with that name's preset f
             ImageNet weights load with `vgg_unet.load_encoder`) and a trained decoder
 
   pixelcnn  `PixelCNN`: conditional Gated PixelCNN, __call__(clean, corrupted, *, train) ->
-            (N, H, W, C, 256) logits; decoded by `restoration.autoregressive`
+            (N, H, W, C, 256) logits; decoded by `restoration.models.pixelcnn_decode`
 
 `VGG19` (models/vgg.py) is a feature extractor for the perceptual loss, not in the registry.
 

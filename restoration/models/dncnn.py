@@ -16,7 +16,7 @@ class DnCNN(nn.Module):
   [conv (no bias) + BatchNorm + ReLU], then conv to C_out. The network predicts the noise;
   with `residual=True` (default) the output is `x - net(x)`. `batch_norm=False` is the
   inference form with BN folded into the convs (the authors' released weights,
-  `restoration.pretrained`): the middle convs get biases and there is no 'batch_stats';
+  `restoration.weights.dncnn`): the middle convs get biases and there is no 'batch_stats';
   1 -> 1 channel, depth 17: 554,177 + 15 * 64 = 555,137 params.
 
   Parameters, 1 -> 1 channel: 640 + 15 * 36,864 + 576 + 1 = 554,177 conv weights/biases plus

@@ -78,7 +78,7 @@ class PixelCNN(nn.Module):
 
   Computation in `dtype` (e.g. bfloat16), params in `param_dtype`; logits always float32.
   `train` is accepted for the common interface (no BN/dropout). Likelihood, sampling and
-  decoding: `restoration.autoregressive`.
+  decoding: `restoration.models.pixelcnn_decode`.
   """
   features: int = 64
   layers: int = 8

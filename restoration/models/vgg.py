@@ -73,7 +73,7 @@ class VGG19(nn.Module):
   floors odd sides; block K needs sides >= 2**(K-1)). It is normalised per channel as
   (x - input_mean) / input_std; those are parameters (ImageNet mean/std by default) so a
   weights file made for another input convention (the Keras/Caffe file: BGR, 0-255, mean
-  subtracted) can carry its own, see `restoration.vgg_weights`. Only the layers up to the
+  subtracted) can carry its own, see `restoration.weights.vgg`. Only the layers up to the
   deepest requested one are built and run. Convs are 3x3 'SAME' + bias, as in the paper;
   computation in `dtype`, params in `param_dtype`; activations are returned in `dtype`.
   `widths` other than VGG19_WIDTHS only make sense for small random-weight tests.

@@ -79,7 +79,7 @@ def freeze_mask(params: Any) -> Any:
 
 def load_encoder(params: Any, vgg_variables: Any) -> dict:
   """`params` with the encoder replaced by the loaded VGG19 weights (from
-  `restoration.vgg_weights.load_vgg19`); deeper VGG layers than the encoder uses are
+  `restoration.weights.vgg.load_vgg19`); deeper VGG layers than the encoder uses are
   ignored. Raises ValueError for a missing layer or a shape mismatch."""
   source = vgg_variables["params"]
   encoder = params[ENCODER]

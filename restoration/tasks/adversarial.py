@@ -43,12 +43,12 @@ import numpy as np
 import optax
 from jax import lax
 
-from restoration import gan_losses
+from restoration.losses import gan
 from restoration import losses
 from restoration import models
 from restoration import optim
-from restoration import parallel
-from restoration import run_log
+from restoration.runtime import parallel
+from restoration.runtime import run_log
 from restoration.tasks import base
 from restoration.tasks import restorer
 from restoration.tasks import supervised
@@ -90,7 +90,7 @@ def build_discriminator(config) -> nn.Module:
 
 def _check_block(config) -> None:
   a = config.adversarial
-  gan_losses.validate_kind(a.loss, f"{_A}.loss")
+  gan.validate_kind(a.loss, f"{_A}.loss")
   for name in ("l1_weight", "r1_gamma"):
     if isinstance(a[name], bool) or not isinstance(a[name], (int, float)) or a[name] < 0:
       raise ValueError(f"{_A}.{name} must be a number >= 0, got {a[name]!r}")
@@ -212,13 +212,13 @@ class AdversarialTask(base.Task):
       # Fake then real, each with its own batch statistics, as pix2pix does.
       fake_logits, stats = self._d_logits(d_params, state.d_batch_stats, corrupted, fake)
       real_logits, stats = self._d_logits(d_params, stats, corrupted, real)
-      loss = gan_losses.discriminator_loss(self.kind, real_logits, fake_logits)
+      loss = gan.discriminator_loss(self.kind, real_logits, fake_logits)
       aux = {"d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits)}
       if self.r1_gamma:
         # Eval-mode D: R1's per-example gradients need examples that do not share BN stats.
         d_eval = lambda x: self.discriminator.apply(
             restorer.variables(d_params, stats), corrupted, x, train=False)
-        aux["d_r1"] = gan_losses.r1_penalty(d_eval, real, self.r1_gamma)
+        aux["d_r1"] = gan.r1_penalty(d_eval, real, self.r1_gamma)
         loss = loss + aux["d_r1"]
       return loss, (stats, aux)
 
@@ -244,7 +244,7 @@ class AdversarialTask(base.Task):
       candidate = self.d_candidate(restored, corrupted)
       fake_logits, _ = self._d_logits(state.d_params, state.d_batch_stats, corrupted,
                                       candidate)
-      adv = gan_losses.generator_loss(self.kind, fake_logits)
+      adv = gan.generator_loss(self.kind, fake_logits)
       recon, terms = self.task_loss(restored, clean, corrupted, consts)
       aux = {"g_adv": adv, "g_l1": losses.l1(candidate.astype(jnp.float32), clean),
              **{f"g_{k}": v for k, v in terms.items()}}

@@ -2,7 +2,7 @@
 
 Training (teacher forcing): the clean crop, as 8-bit levels, and its corruption go through
 `PixelCNN(clean, corrupted)` once; the loss is the exact negative log-likelihood of the clean
-crop's 256-level sub-pixels (`restoration.autoregressive.nll`), averaged over the global batch's
+crop's 256-level sub-pixels (`restoration.models.pixelcnn_decode.nll`), averaged over the global batch's
 sub-pixels, in NATS per dim. Train metrics: loss (nats/dim), bits_per_dim (= loss / ln 2),
 grad_norm, learning_rate. RNG derivation as in `supervised` (corruption keyed by the GLOBAL
 example index; the model has no dropout). `config.loss` is not used.
@@ -12,7 +12,7 @@ kwargs, channels) and the config's `autoregressive.*` fields:
   predict   the deterministic decode `autoregressive.decode`: 'mean' (each sub-pixel in raster
             order its rounded conditional expectation) or 'mode' (its most probable value);
             float images in [0, 1] (multiples of 1/255)
-  measure   psnr / ssim / input_psnr / input_ssim of that decode (`evaluate.restoration_metrics`),
+  measure   psnr / ssim / input_psnr / input_ssim of that decode (`evaluator.restoration_metrics`),
             `loss` = the clean image's NLL in nats/dim (the train loss's units), `nll_bpd` (the
             same in bits/dim), and `psnr_sample` / `ssim_sample` of one ancestral sample at
             `autoregressive.temperature` from the fixed key `autoregressive.sample_seed`; every
@@ -37,12 +37,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from restoration import autoregressive as ar
-from restoration import evaluate
-from restoration import metrics
+from restoration.models import pixelcnn_decode as ar
+from restoration.eval import evaluator
+from restoration.eval import metrics
 from restoration import models
 from restoration import optim
-from restoration import parallel
+from restoration.runtime import parallel
 from restoration.tasks import base
 from restoration.tasks import supervised
 
@@ -119,7 +119,7 @@ class AutoregressiveInference(base.Inference):
     if variables is None:
       raise ValueError("AutoregressiveInference.measure needs variables= (likelihood, sample)")
     options = self.options.metric_options
-    values = evaluate.restoration_metrics(output, corrupted, clean, loss_fn=self.loss_fn,
+    values = evaluator.restoration_metrics(output, corrupted, clean, loss_fn=self.loss_fn,
                                           options=options)
     target = to_levels(clean)
     nats = nats_per_dim(self.apply_fn(variables, target, corrupted.astype(jnp.float32)),

@@ -39,11 +39,11 @@ import numpy as np
 
 from restoration import corruptions
 from restoration import data
-from restoration import evaluate
+from restoration.eval import evaluator
 from restoration import losses
 from restoration import models
-from restoration import parallel
-from restoration import run_log
+from restoration.runtime import parallel
+from restoration.runtime import run_log
 from restoration.data import pairs
 
 DISCRIMINATORS = frozenset({"patchgan"})  # take (corrupted, candidate): not a restorer
@@ -98,13 +98,13 @@ class Inference:
   needs_mask = False  # the model also takes a damage-mask channel (restore needs a mask)
 
   def __init__(self, meta: dict[str, Any], config: ml_collections.ConfigDict, *,
-               options: evaluate.EvalOptions | None = None, num_devices: int | None = None):
+               options: evaluator.EvalOptions | None = None, num_devices: int | None = None):
     self.meta = meta
     self.channels = int(meta["channels"])
     model = dict(meta["model"], dtype=config.model.dtype)
     self.model = self.build_model(model)
     self.multiple = models.spatial_multiple(model["name"], model["kwargs"])
-    self.options = options or evaluate.EvalOptions.from_config(config, num_devices)
+    self.options = options or evaluator.EvalOptions.from_config(config, num_devices)
     self.loss_fn = self.make_loss(config)
 
   def make_loss(self, config: ml_collections.ConfigDict):
@@ -117,7 +117,7 @@ class Inference:
     x = images.astype(jnp.float32) / 255.0
     inp, target = (pairs.split_pair(x, self.channels) if x.shape[-1] == 2 * self.channels
                    else (x, x))
-    return evaluate.corrupt_eval_images(corrupt, seed, inp, index), target
+    return evaluator.corrupt_eval_images(corrupt, seed, inp, index), target
 
   def show(self, model_input: jax.Array, output: jax.Array, target: jax.Array
            ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -142,7 +142,7 @@ class Inference:
     always, for grids and logs). `variables` (the ones `output` was predicted with) serve
     metrics that need the model; restorers ignore them."""
     del variables
-    return evaluate.restoration_metrics(output, corrupted, clean, loss_fn=self.loss_fn,
+    return evaluator.restoration_metrics(output, corrupted, clean, loss_fn=self.loss_fn,
                                         options=self.options.metric_options)
 
 

@@ -28,7 +28,7 @@ import ml_collections
 import optax
 
 from restoration import corruptions
-from restoration import metrics
+from restoration.eval import metrics
 from restoration import models
 from restoration.tasks import base
 from restoration.tasks import supervised

@@ -19,7 +19,7 @@ import optax
 
 from restoration import models
 from restoration import optim
-from restoration import vgg_weights
+from restoration.weights import vgg
 from restoration.models import vgg_unet
 
 VGG_UNET = "vgg_unet"
@@ -57,7 +57,7 @@ def encoder_variables(config: ml_collections.ConfigDict) -> dict | None:
     return None
   fields = models.model_fields(VGG_UNET)
   fields.update(dict(config.model.kwargs))
-  return vgg_weights.load_vgg19(path, field="config.model.encoder_weights",
+  return vgg.load_vgg19(path, field="config.model.encoder_weights",
                                 widths=tuple(fields["widths"]))
 
 

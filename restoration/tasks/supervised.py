@@ -22,7 +22,7 @@ from jax import lax
 from restoration import corruptions
 from restoration import losses
 from restoration import optim
-from restoration import parallel
+from restoration.runtime import parallel
 from restoration.data import pairs
 from restoration.tasks import base
 from restoration.tasks import restorer

@@ -1,0 +1,249 @@
+"""`launch.py --mode=restore`: run a trained model on your own, already degraded, images.
+
+  python launch.py --mode=restore --workdir=runs/dncnn --input='noisy/*.png' --output=restored/
+
+No corruption is applied. Every output keeps its input's size, channel layout (gray stays gray,
+RGB stays RGB, an alpha channel is re-attached unchanged) and bit depth (8 / 16); JPEG inputs
+are written as PNG. The model and its channels come from the checkpoint's meta
+(`checkpoints.load_run`); the model sees that many channels (inputs are converted with
+`image_ops.to_channels` and back). All output paths are decided before any image is processed
+(`plan_outputs`): an existing output file is refused unless `overwrite`, and an input is never
+overwritten, even with it. Inference uses config.eval.tile / tile_overlap / self_ensemble
+through `any_size.apply`. Models that pad internally anyway (U-Net, CvT: `inference.multiple`
+> 1) run untiled images padded to shape buckets of `bucket` px, so a folder of many sizes
+compiles only a few times; models without such a multiple (CNN, DnCNN) run every image at its
+own size, so the borders see the model's own zero padding and the output is exactly the
+network's (one compilation per distinct size).
+"""
+
+import functools
+import glob
+import os
+import time
+from collections.abc import Sequence
+
+import jax
+import ml_collections
+import numpy as np
+import tqdm
+from absl import logging
+
+from restoration import any_size
+from restoration.modes import chained
+from restoration.runtime import checkpoints
+from restoration.eval import evaluator
+from restoration.image_files import reading
+from restoration.image_files import writing
+from restoration import image_ops
+from restoration import tasks
+
+DEFAULT_BUCKET = 32
+
+
+def restore_image(
+    apply,
+    image: np.ndarray,
+    *,
+    inference,
+    bucket: int | None = DEFAULT_BUCKET,
+) -> np.ndarray:
+  """One float HWC image in [0, 1] (1 or 3 channels) -> restored, same shape, clipped.
+
+  `apply(x)`: the jitted model with its variables bound; `inference`: the run's
+  `tasks.Inference` (channels, spatial multiple, tile / ensemble options).
+  """
+  o = inference.options
+  x = image_ops.to_channels(np.asarray(image, np.float32), inference.channels)
+  y = any_size.apply(apply, x, multiple=inference.multiple, tile=o.tile,
+                     overlap=o.tile_overlap, self_ensemble=o.self_ensemble,
+                     bucket=bucket if o.tile <= 0 and inference.multiple > 1 else None)
+  y = np.asarray(inference.to_image(y))  # e.g. a mask model's logits -> probabilities
+  return image_ops.to_channels(np.clip(y, 0.0, 1.0), image.shape[-1])
+
+
+def jit_predict(inference):
+  """`(variables, x) -> restored`, jitted with the variables as an argument, not constants:
+  one compilation per input shape whatever their values."""
+  return jax.jit(inference.predict)
+
+
+def _walk_images(directory: str) -> list[str]:
+  found = []
+  for root, dirs, files in os.walk(directory):
+    dirs.sort()
+    found.extend(
+        os.path.join(root, f)
+        for f in files
+        if os.path.splitext(f)[1].lower() in reading.IMAGE_EXTENSIONS
+    )
+  return found
+
+
+def _inode(path: str) -> tuple[int, int]:
+  st = os.stat(path)
+  return st.st_dev, st.st_ino
+
+
+def expand_inputs(path_or_glob: str) -> list[str]:
+  """Image files named by a file, a directory or a glob, sorted and de-duplicated.
+
+  * an existing file: returned as is (whatever its extension; reading it decides);
+  * a directory: all PNG/JPEG/BMP/TIFF files below it, recursively;
+  * otherwise a glob (``**`` recurses): matching image files, plus images inside matching
+    directories.
+
+  Raises FileNotFoundError naming the pattern when nothing matches. Note: keep the output
+  directory outside an input directory, or a second run will pick up the first run's outputs.
+  """
+  pattern = os.path.expanduser(os.fspath(path_or_glob))
+  if os.path.isfile(pattern):
+    return [pattern]
+  if os.path.isdir(pattern):
+    found = _walk_images(pattern)
+  else:
+    found = []
+    for match in glob.glob(pattern, recursive=True):
+      if os.path.isdir(match):
+        found.extend(_walk_images(match))
+      elif (os.path.isfile(match)
+            and os.path.splitext(match)[1].lower() in reading.IMAGE_EXTENSIONS):
+        found.append(match)
+  found = sorted(set(os.path.normpath(p) for p in found))
+  if not found:
+    raise FileNotFoundError(
+        f"no images match {path_or_glob!r} (expected an image file, a directory containing "
+        f"{'/'.join(e[1:] for e in reading.IMAGE_EXTENSIONS)} files, or a glob pattern)"
+    )
+  return found
+
+
+def plan_outputs(
+    inputs: Sequence[str], output_dir: str, *, overwrite: bool
+) -> list[tuple[str, str]]:
+  """Decide every output path up front: ``[(input, output), ...]`` in input order.
+
+  Each input goes to ``output_dir/<relative name>``, the relative name being its path
+  relative to the inputs' common directory (so a directory tree is mirrored; a single file
+  keeps its base name). Lossless extensions (.png, .bmp, .tif, .tiff) are kept; anything else
+  (JPEG) becomes ``.png`` so restoration adds no new compression artefacts.
+
+  Raises, before any image is processed:
+    ValueError: two inputs map to the same output (e.g. ``a.jpg`` and ``a.png``), or an
+      output would be one of the inputs (even with ``overwrite``; inputs are never replaced).
+    FileExistsError: an output exists and ``overwrite`` is False (names it, suggests
+      ``--overwrite``).
+  """
+  inputs = [os.fspath(p) for p in inputs]
+  if not inputs:
+    return []
+  abs_inputs = [os.path.abspath(p) for p in inputs]
+  common = os.path.commonpath([os.path.dirname(p) for p in abs_inputs])
+  real_inputs = {os.path.realpath(p): p for p in inputs}
+  inodes = {_inode(p): p for p in inputs if os.path.exists(p)}
+  plan, seen = [], {}
+  for src, abs_src in zip(inputs, abs_inputs):
+    rel = os.path.relpath(abs_src, common)
+    stem, ext = os.path.splitext(rel)
+    dst = os.path.join(
+        output_dir, rel if ext.lower() in writing.LOSSLESS_EXTENSIONS else stem + ".png"
+    )
+    key = os.path.normcase(os.path.realpath(dst))
+    if key in seen:
+      raise ValueError(
+          f"inputs {seen[key]!r} and {src!r} would both be written to "
+          f"{dst!r}; rename one or restore them separately"
+      )
+    seen[key] = src
+    clash = real_inputs.get(os.path.realpath(dst))
+    if clash is None and os.path.exists(dst):  # hard links, case-insensitive file systems
+      clash = inodes.get(_inode(dst))
+    if clash is not None:
+      raise ValueError(
+          f"output {dst!r} would overwrite input {clash!r}; choose another " f"output directory"
+      )
+    plan.append((src, dst))
+  if not overwrite:
+    existing = [dst for _, dst in plan if os.path.lexists(dst)]
+    if existing:
+      more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+      raise FileExistsError(
+          f"refusing to overwrite existing output {existing[0]!r}{more} "
+          f"(pass --overwrite to replace)"
+      )
+  return plan
+
+
+def run(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    input_path: str,
+    output_dir: str,
+    *,
+    step: int | None = None,
+    overwrite: bool = False,
+    bucket: int | None = DEFAULT_BUCKET,
+) -> list[str]:
+  """Restores every image named by `input_path` (file, folder or glob) into `output_dir`.
+
+  Returns the written paths. Unreadable inputs are skipped (warning) and, after the others
+  are written, reported by `RestoreFailures` (a SystemExit, status 1). Raises (before
+  anything is processed or written)
+  ValueError for a bad eval field (`evaluator.EvalOptions`), FileNotFoundError when
+  nothing matches `input_path` or the checkpoint is missing, FileExistsError for an existing
+  output without `overwrite`, ValueError when an output would replace an input.
+  """
+  options = evaluator.EvalOptions.from_config(config)  # bad fields fail before any work
+  inputs = expand_inputs(input_path)
+  plan = plan_outputs(inputs, output_dir, overwrite=overwrite)
+  if chained.enabled(config):  # mask -> colourise -> inpaint of three runs; workdir unused
+    return chained.run(config, plan, output_dir, overwrite=overwrite)
+  trained = checkpoints.load_run(workdir, step=step)
+  inference = tasks.inference_for(trained.meta, config, options=options)
+  if inference.needs_mask:
+    raise ValueError(f"{workdir!r} is a {trained.meta['task']!r} checkpoint: its model also "
+                     "needs the damage mask, which users' images do not carry")
+  if jax.process_index() != 0:  # restore mode is single-process work; the others idle
+    return []
+  apply = functools.partial(jit_predict(inference), jax.device_put(trained.variables))
+  logging.info("restore: %d images with the %s checkpoint (step %d) of %s -> %s", len(plan),
+               trained.which, trained.step, workdir, output_dir)
+  start = time.time()
+  written, failed, converted = [], [], 0
+  for src, dst in tqdm.tqdm(plan, desc="restore", unit="image", dynamic_ncols=True):
+    try:
+      image, info = reading.read_image(src)
+    except (OSError, ValueError) as e:  # unreadable input: report it, go on with the others
+      failed.append(f"{src} ({str(e).splitlines()[0]})")
+      logging.warning("restore: skipping unreadable %s: %s", src, e)
+      continue
+    converted += image.shape[-1] != inference.channels
+    restored = restore_image(apply, image, inference=inference, bucket=bucket)
+    written.append(writing.write_image(dst, restored, info, overwrite=overwrite))
+  if converted:
+    logging.warning("restore: %d input(s) did not have the model's %d channel(s); they were "
+                    "converted for the model (%s) and back", converted, inference.channels,
+                    "RGB -> luma" if inference.channels == 1 else "gray repeated")
+  summary = (
+      f"restored {len(written)} image(s) into {output_dir} with the {trained.which} checkpoint "
+      f"(step {trained.step}) in {time.time() - start:.1f}s"
+  )
+  logging.info(summary)
+  print(summary, flush=True)
+  if failed:
+    raise RestoreFailures(failed)
+  return written
+
+
+class RestoreFailures(SystemExit):
+  """Some inputs could not be read; the others were restored. Exit status 1."""
+
+  def __init__(self, failed: list[str]):
+    more = f" (and {len(failed) - 10} more)" if len(failed) > 10 else ""
+    self.failed = failed
+    self.message = (f"restore: {len(failed)} input(s) could not be read and were skipped: "
+                    f"{'; '.join(failed[:10])}{more}")
+    print(self.message, flush=True)
+    super().__init__(1)
+
+  def __str__(self) -> str:
+    return self.message

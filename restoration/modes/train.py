@@ -1,0 +1,242 @@
+"""`launch.py --mode=train`: the one generic loop that runs any task.
+
+The task (`restoration.tasks.build`) owns models, optimizers, losses, the corruption and the
+per-device step; this loop owns what every run does: pmap once, prefetch, logging, latest and
+best checkpoints, evals, the non-finite stop, the progress bar.
+
+The loop resumes automatically from the latest checkpoint in the workdir and then continues
+exactly as an uninterrupted run would: the state and the input iterator's position are
+checkpointed together, and every random draw is derived from (config.seed, step), never carried.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import itertools
+import math
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+import tqdm
+from absl import logging
+
+from restoration.runtime import checkpoints
+from restoration import config_fields
+from restoration import data
+from restoration.eval import evaluator
+from restoration.runtime import parallel
+from restoration.runtime import preemption
+from restoration.runtime import progress
+from restoration.runtime import run_log
+from restoration import tasks
+from restoration.eval import visualize
+from restoration.runtime import workdir_lock
+from restoration.tasks import base
+
+_CADENCES = ("total_steps", "log_every_steps", "eval_every_steps", "checkpoint_every_steps",
+             "keep_checkpoints")
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Training produced a NaN/inf metric; the last good checkpoint is kept."""
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       devices: Sequence[jax.Device] | None = None) -> Any:
+  """Trains (resuming from the workdir's latest checkpoint) and evaluates; returns the state.
+
+  `devices` restricts the run to some local devices (tests compare 1 vs 2 devices).
+  Holds the workdir's lock (`workdir_lock`) and stops gracefully on SIGTERM/SIGINT
+  (`preemption`: checkpoint at the step reached, then `Preempted`, exit status 128+signal).
+  """
+  config_fields.check(config)
+  source = checkpoints.load_run(config.init_from) if config.init_from else None
+  if source is not None:  # fine-tuning keeps the source run's architecture (warns if it differs)
+    config = checkpoints.with_trained_model(config, source.meta, config.init_from)
+  for name in _CADENCES:
+    base.check_int(config, name)
+  # pmap gets devices=None (all devices of all processes) unless a test restricts it.
+  devices = list(devices) if devices is not None else None
+  task = tasks.build(config, local_device_count=parallel.local_device_count(devices),
+                     process_count=jax.process_count())
+  lead = jax.process_index() == 0
+  with workdir_lock.hold(workdir, enabled=lead), preemption.StopOnSignal() as stop:
+    return _loop(task, config, workdir, devices, lead, stop, source)
+
+
+def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
+          devices: list[jax.Device] | None, lead: bool, stop: preemption.StopOnSignal,
+          source: checkpoints.TrainedRun | None) -> Any:
+  """The loop. Kept as one function on purpose: the order of operations within a step
+  (train, log, checkpoint, eval, best) is what exact resume relies on; it reads top to bottom.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  meta = task.model_meta()
+  clock = progress.Clock(config.total_steps, checkpoint_minutes=config.checkpoint_every_minutes)
+
+  ckpt = checkpoints.Checkpointer(workdir, keep=config.keep_checkpoints)
+  train_data = task.train_data(process_index=jax.process_index())
+  consts = task.consts()
+  start_step = 0
+  if ckpt.latest_step() is None:
+    state = task.initial_state()
+    if source is not None:  # fine-tuning: another run's model, this run's fresh optimizer
+      state = task.start_from(state, source.variables, config.init_from)
+      logging.info("Starting from the %s checkpoint (step %d) of %s", source.which, source.step,
+                   config.init_from)
+  else:
+    run_log.check_resumable(workdir, config, ckpt.latest_step())
+    state, data_state = ckpt.restore_latest(task.abstract_state())
+    start_step = int(state.step)
+    if train_data is not None:
+      train_data.set_state(data_state)
+  clock.start(workdir, start_step)
+  if lead:
+    run_log.write_config(workdir, config, step=start_step)
+  writer = run_log.MetricWriter(workdir, enabled=lead, resume_step=start_step)
+  ev = evaluator.Evaluator(
+      task.inference, data.load_eval_images(config, task.sources.eval), devices=devices)
+
+  p_train = parallel.parallelize(task.train_step, donate_argnums=(0,), devices=devices)
+  rstate = parallel.to_devices(parallel.replicate(state, devices), devices)
+  rconsts = (None if consts is None
+             else parallel.to_devices(parallel.replicate(consts, devices), devices))
+  block_each_step = jax.default_backend() == "cpu"  # CPU collectives can deadlock otherwise
+
+  pending: list[tuple[int, dict]] = []
+  data_state: dict | None = None
+  batches = (_prefetch_to_devices(train_data, devices, config.data.prefetch)
+             if train_data is not None else itertools.repeat((None, None)))
+  last_log_time, last_log_step = time.time(), start_step
+  bar = tqdm.tqdm(total=config.total_steps, initial=start_step, disable=not lead,
+                  desc="train", unit="step", dynamic_ncols=True)
+  console = progress.logs_above(bar)
+  check = functools.partial(_flush, names=task.finite_metrics, ckpt=ckpt)
+  try:
+    for step in range(start_step + 1, config.total_steps + 1):  # `step` = steps done after it
+      batch, data_state = next(batches)
+      rstate, metrics = p_train(rstate, batch, rconsts)
+      if block_each_step:
+        jax.block_until_ready(metrics)
+      pending.append((step, metrics))
+      bar.update(1)
+      ckpt.poll()  # a failed asynchronous save stops the run now, not an interval later
+      last = step == config.total_steps
+      log_step = step % config.log_every_steps == 0 or last
+      if log_step:
+        values = check(pending)
+        now = time.time()
+        sps = (step - last_log_step) / max(now - last_log_time, 1e-9)
+        last_log_time, last_log_step = now, step
+        writer.write(step, "train", **values, steps_per_sec=sps)
+        # The task's main loss ('loss', 'g_loss', ...); 'loss' when no metric is checked.
+        shown = task.finite_metrics[0] if task.finite_metrics else "loss"
+        bar.set_postfix({shown: f"{values.get(shown, float('nan')):.4g}"}, refresh=False)
+      if block_each_step or log_step:  # steps are timed where they are known to be done
+        clock.step_done(step)
+      checkpoint = (step % config.checkpoint_every_steps == 0 or last or stop.requested
+                    or clock.checkpoint_due(log_step=log_step))
+      evaluate_now = step % config.eval_every_steps == 0 or last
+      if not (checkpoint or evaluate_now):
+        continue
+      check(pending)
+      host_state = parallel.unreplicate(rstate)  # fetched once for both
+      variables = task.inference_variables(host_state)
+      if checkpoint:
+        _check_finite_state(host_state, step, ckpt)
+        ckpt.save_latest(step, host_state, data_state, variables, meta)
+        clock.saved()
+      if evaluate_now:
+        result = ev.evaluate(
+            parallel.to_devices(parallel.replicate(variables, devices), devices),
+            list(config.corruption))
+        writer.write(step, "eval", **result.means)
+        grid = result.grid_arrays(config.eval.num_grid_images)
+        if lead and grid:
+          pixels = visualize.save_grid(
+              os.path.join(workdir, "images", f"step_{step:07d}.png"), **grid)
+          writer.image(step, "eval/grid", pixels)
+        # The task's selection metric (PSNR for restorers) is what best/ keeps the max of.
+        ckpt.save_best(step, variables, meta, result.means[task.inference.selection_metric])
+      if stop.requested and not last:
+        ckpt.wait()
+        raise stop.exit(step, ckpt.step_dir("latest", step))
+  finally:
+    bar.close()
+    console.close()
+    if train_data is not None:
+      train_data.close()
+    try:
+      ckpt.wait()
+    finally:
+      ckpt.close()
+      writer.close()
+  if lead:
+    visualize.plot_curves(writer.path, os.path.join(workdir, "plots"))
+  return parallel.unreplicate(rstate)
+
+
+def _prefetch_to_devices(train_data: data.TrainData, devices: Sequence[jax.Device] | None,
+                         depth: int):
+  """Yields (device batch, iterator state after it), `depth` batches ahead.
+
+  The host-to-device copy of the next batches overlaps the current step. Each batch carries
+  the iterator position right after it, which is what a checkpoint at that step must store.
+  """
+  queue = collections.deque()
+  while True:
+    while len(queue) < max(depth, 1):
+      batch = next(train_data)
+      queue.append((parallel.to_devices(batch, devices), train_data.get_state()))
+    yield queue.popleft()
+
+
+def _check_finite_state(state: Any, step: int, ckpt: checkpoints.Checkpointer) -> None:
+  """Raises NonFiniteLossError (naming the last saved step) when `state` holds NaN/inf.
+
+  Loss and grad norm can stay finite while a parameter or optimizer moment has already
+  overflowed: such a state is never saved, so resuming starts from the last finite one.
+  """
+  bad = checkpoints.nonfinite(state)
+  if bad:
+    raise NonFiniteLossError(
+        f"non-finite state at step {step} ({len(bad)} arrays, e.g. {bad[0]}): not saved; "
+        f"{_last_checkpoint(ckpt)}. Lower optimizer.learning_rate or set "
+        "optimizer.grad_clip_norm.")
+
+
+def _last_checkpoint(ckpt: checkpoints.Checkpointer) -> str:
+  ckpt.wait()
+  last = ckpt.latest_step()
+  if last is None:
+    return "no checkpoint was saved before it"
+  return (f"the last finite checkpoint is step {last} ({ckpt.step_dir('latest', last)}), "
+          "where a rerun resumes")
+
+
+def _flush(pending: list[tuple[int, dict]], *, names: Sequence[str],
+           ckpt: checkpoints.Checkpointer) -> dict[str, float]:
+  """Fetches the pending per-step metrics; raises on the first non-finite one of `names`.
+
+  Returns the last step's values (device 0's copy; they are pmean'd, so all devices agree).
+  """
+  if not pending:
+    return {}
+  fetched = jax.device_get([m for _, m in pending])
+  steps = [s for s, _ in pending]
+  pending.clear()
+  for step, metrics in zip(steps, fetched):
+    for name in names:
+      value = float(np.asarray(metrics[name])[0])
+      if not math.isfinite(value):
+        raise NonFiniteLossError(
+            f"non-finite {name} ({value}) at step {step}: training stopped; "
+            f"{_last_checkpoint(ckpt)}. Lower optimizer.learning_rate or set "
+            "optimizer.grad_clip_norm.")
+  return {k: float(np.asarray(v)[0]) for k, v in fetched[-1].items()}

@@ -1,0 +1,386 @@
+"""Orbax checkpoints of a workdir, and the one place that reads a trained run back.
+
+Layout in the workdir:
+  checkpoints/<step>/{state,data,model,meta}   the latest `keep` checkpoints: the whole training
+                      state, the input iterator position, and what inference needs (the model's
+                      variables and its meta: task, model name/kwargs/dtype, channels)
+  best/<step>/{model,meta}                     the single step with the highest eval PSNR,
+                      written only when the PSNR improves: no optimizer state
+Saving is asynchronous; `wait()` blocks until everything is on disk. `poll()` (every step)
+raises a failed save's error at the next step and, once a save is complete, writes
+`<step>/sha256.json`: the SHA-256 of every file of the checkpoint.
+
+Restoring verifies: the checksums (flipped bytes, truncation), Orbax's own reading, and that
+every float value is finite. A checkpoint failing any of them is moved to
+`broken/<checkpoints|best>.<step>` (never deleted) with a one-line warning naming it, and the
+next newest intact one is used; `CheckpointError` (one line) when none is left.
+
+Eval and restore modes call `load_run(workdir, step=...)`: the inference variables and meta
+of the best (default), or a given step's, checkpoint, without rebuilding the training task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import logging as py_logging
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import ml_collections
+import orbax.checkpoint as ocp
+from absl import logging
+
+from restoration.runtime import run_log
+
+
+MANIFEST = "sha256.json"
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint could not be saved or no intact one could be read (one-line message)."""
+
+
+def _short(e: BaseException) -> str:
+  lines = str(e).strip().splitlines()
+  return f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def _file_hashes(step_dir: str) -> dict[str, str]:
+  out = {}
+  for root, dirs, files in os.walk(step_dir):
+    dirs.sort()
+    for name in sorted(files):
+      path = os.path.join(root, name)
+      rel = os.path.relpath(path, step_dir)
+      if rel.startswith(MANIFEST):  # the manifest itself, or its temporary file
+        continue
+      digest = hashlib.sha256()
+      with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+          digest.update(block)
+      out[rel] = digest.hexdigest()
+  return out
+
+
+def write_manifest(step_dir: str) -> None:
+  """Writes `step_dir/sha256.json` (atomically) for a complete checkpoint."""
+  hashes = _file_hashes(step_dir)
+  tmp = os.path.join(step_dir, MANIFEST + ".tmp")
+  with open(tmp, "w") as f:
+    json.dump(hashes, f, indent=0, sort_keys=True)
+  os.replace(tmp, os.path.join(step_dir, MANIFEST))
+
+
+def verify_manifest(step_dir: str) -> str | None:
+  """Why `step_dir` fails its checksums (missing/changed/extra file), or None if it passes.
+
+  A checkpoint without a manifest (killed between Orbax's commit and the manifest) passes
+  here; Orbax's reading and the finiteness check still apply.
+  """
+  path = os.path.join(step_dir, MANIFEST)
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      expected = json.load(f)
+  except (OSError, ValueError) as e:
+    return f"unreadable {MANIFEST}: {_short(e)}"
+  actual = _file_hashes(step_dir)
+  for rel, digest in sorted(expected.items()):
+    if rel not in actual:
+      return f"file {rel} missing"
+    if actual[rel] != digest:
+      return f"file {rel} fails its checksum"
+  return None
+
+
+def nonfinite(tree: Any) -> list[str]:
+  """Paths of the float leaves of `tree` holding NaN or inf (host or device arrays)."""
+  bad = []
+  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+    a = np.asarray(leaf)
+    if np.issubdtype(a.dtype, np.inexact) and not np.isfinite(a).all():
+      bad.append(jax.tree_util.keystr(path))
+  return bad
+
+
+class Checkpointer:
+  """Owns the two Orbax CheckpointManagers of a workdir."""
+
+  def __init__(self, workdir: str, *, keep: int = 2, read_only: bool = False):
+    workdir = os.path.abspath(workdir)
+    self.workdir, self.read_only = workdir, read_only
+    # Every process saves its shards, but the files beside them (manifests, quarantine moves)
+    # are written by one process only: two writers on a shared workdir race.
+    self.primary = jax.process_index() == 0
+    self._unhashed: dict[str, set[int]] = {"latest": set(), "best": set()}
+    # Read-only: set what Orbax would force (and warn about); its last notice is dropped.
+    every, quiet = (0, _no_read_only_notice) if read_only else (1, contextlib.nullcontext)
+    with quiet():
+      self._open(workdir, keep=None if read_only else keep, every=every, read_only=read_only)
+
+  def _open(self, workdir: str, *, keep: int | None, every: int, read_only: bool) -> None:
+    self.latest = ocp.CheckpointManager(
+        os.path.join(workdir, "checkpoints"),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=keep, save_interval_steps=every, create=not read_only,
+            read_only=read_only, enable_async_checkpointing=True),
+        item_names=("state", "data", "model", "meta"))
+    self.best = ocp.CheckpointManager(
+        os.path.join(workdir, "best"),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=keep and 1, save_interval_steps=every,
+            best_fn=lambda m: float(m["psnr"]), best_mode="max",
+            keep_checkpoints_without_metrics=False, create=not read_only,
+            read_only=read_only, enable_async_checkpointing=True),
+        item_names=("model", "meta"))
+    if not read_only:  # a broken best would block every later, better one
+      self._first_intact(self.best, "best", lambda step: None)
+
+  def _manager(self, which: str) -> ocp.CheckpointManager:
+    return self.latest if which == "latest" else self.best
+
+  def step_dir(self, which: str, step: int) -> str:
+    return os.path.join(str(self._manager(which).directory), str(step))
+
+  def poll(self) -> None:
+    """Raises a failed asynchronous save's error (CheckpointError); hashes completed saves."""
+    for which in ("latest", "best"):
+      manager = self._manager(which)
+      try:
+        manager.check_for_errors()
+      except Exception as e:  # pylint: disable=broad-except
+        raise CheckpointError(f"saving a checkpoint under {manager.directory} failed: "
+                              f"{_short(e)}") from e
+      pending = self._unhashed[which]
+      if pending and not manager.is_saving_in_progress():
+        for step in sorted(pending):
+          if self.primary and os.path.isdir(self.step_dir(which, step)):
+            write_manifest(self.step_dir(which, step))
+        pending.clear()
+
+  def _quarantine(self, which: str, step: int, reason: str) -> str:
+    src = self.step_dir(which, step)
+    if self.read_only or not self.primary:
+      logging.warning("checkpoint %s is broken (%s); skipping it", src, reason)
+      return src
+    dst = os.path.join(self.workdir, "broken", f"{os.path.basename(os.path.dirname(src))}.{step}")
+    n = 1
+    while os.path.exists(dst + (f".{n}" if n > 1 else "")):
+      n += 1
+    dst += f".{n}" if n > 1 else ""
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    os.rename(src, dst)
+    self._manager(which).reload()
+    logging.warning("checkpoint %s is broken (%s): moved to %s", src, reason, dst)
+    return src
+
+  def _first_intact(self, manager, which: str, read, steps=None):
+    """(step, read(step)) of the newest step passing every check; broken ones are set aside."""
+    broken = []
+    for step in sorted(manager.all_steps() if steps is None else steps, reverse=True):
+      reason = verify_manifest(self.step_dir(which, step))
+      out = None
+      if reason is None:
+        try:
+          out = read(step)
+        except Exception as e:  # pylint: disable=broad-except
+          reason = f"unreadable: {_short(e)}"
+      if reason is None and nonfinite(out):
+        reason = f"non-finite values in {nonfinite(out)[0]}"
+      if reason is None:
+        return step, out
+      broken.append(f"{step} ({reason})")
+      self._quarantine(which, step, reason)
+    return None, broken
+
+  def latest_step(self) -> int | None:
+    return self.latest.latest_step()
+
+  def best_psnr(self) -> float | None:
+    step = self.best.best_step()
+    metrics = self.best.metrics(step) if step is not None else None
+    return float(metrics["psnr"]) if metrics else None
+
+  def save_latest(self, step: int, state: Any, data_state: dict | None, model: Any,
+                  meta: dict) -> None:
+    self.latest.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state or {}),
+        model=ocp.args.StandardSave(model), meta=ocp.args.JsonSave(meta)), force=True)
+    self._unhashed["latest"].add(int(step))
+
+  def save_best(self, step: int, model: Any, meta: dict, psnr: float) -> bool:
+    """Saves `model` as the best checkpoint when `psnr` beats the kept one; returns whether."""
+    # A run resumed after a crash recomputes steps exactly; one saved before the crash stays.
+    if step in self.best.all_steps():
+      return False
+    if not math.isfinite(float(psnr)) or nonfinite(model):  # a diverged model is never "best"
+      logging.warning("step %d: eval PSNR %s / non-finite variables: not saved as best", step,
+                      psnr)
+      return False
+    best = self.best_psnr()
+    if best is not None and not float(psnr) > best:
+      return False
+    self.best.save(step, args=ocp.args.Composite(
+        model=ocp.args.StandardSave(model), meta=ocp.args.JsonSave(meta)),
+        metrics={"psnr": float(psnr)}, force=True)
+    self._unhashed["best"].add(int(step))
+    return True
+
+  def restore_latest(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
+    """Restores (state, data_state) from `step` (default: the newest intact one).
+
+    Broken checkpoints are set aside with a warning (module docstring); CheckpointError when
+    none is intact.
+    """
+    def read(s):
+      out = self.latest.restore(s, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+      return out.state, dict(out.data or {})
+
+    found, out = self._first_intact(self.latest, "latest", read,
+                                    None if step is None else [step])
+    if found is None:
+      raise CheckpointError(
+          f"no intact checkpoint in {self.latest.directory} (broken: {'; '.join(out)}); they "
+          f"were moved to {os.path.join(self.workdir, 'broken')}: rerun to start from scratch")
+    return out
+
+  def wait(self) -> None:
+    """Blocks until every save is on disk and hashed; raises a failed save's error."""
+    self.latest.wait_until_finished()
+    self.best.wait_until_finished()
+    self.poll()
+
+  def close(self) -> None:
+    self.latest.close()
+    self.best.close()
+
+
+@contextlib.contextmanager
+def _no_read_only_notice():
+  """Drops Orbax's 'Given directory is read only' warning: reading a run is what we asked."""
+  class Drop(py_logging.Filter):
+    def filter(self, record):
+      return not record.getMessage().startswith("Given directory is read only")
+  logger, drop = py_logging.getLogger("absl"), Drop()
+  logger.addFilter(drop)
+  try:
+    yield
+  finally:
+    logger.removeFilter(drop)
+
+
+@dataclasses.dataclass
+class TrainedRun:
+  """What eval and restore need of a workdir: its config, and one checkpoint's model."""
+  config: Any            # the training run's config.json (ConfigDict)
+  variables: Any         # inference variables (EMA params when kept), host arrays
+  meta: dict             # {'task', 'channels', 'model': {'name', 'kwargs', 'dtype'}}
+  step: int
+  which: str             # 'best' | 'latest'
+
+
+def _read_model(manager: ocp.CheckpointManager, step: int) -> tuple[Any, dict]:
+  out = manager.restore(step, args=ocp.args.Composite(
+      model=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+  return out.model, dict(out.meta)
+
+
+def load_run(workdir: str, *, step: int | None = None) -> TrainedRun:
+  """The inference variables of a workdir's best checkpoint (or of `step`).
+
+  Default: the best checkpoint, else the newest latest one (with a warning); a broken one
+  (checksums, Orbax, non-finite values) is skipped with a warning naming it, never deleted.
+  With `step`: the latest manager's checkpoint at that step if it has one, else the best
+  one's. Raises FileNotFoundError naming the workdir and listing the available steps, and
+  CheckpointError (one line) when no candidate is intact.
+  """
+  ckpt_dir = os.path.abspath(workdir)
+  if not any(os.path.isdir(os.path.join(ckpt_dir, d)) for d in ("checkpoints", "best")):
+    raise FileNotFoundError(f"no checkpoints in workdir {workdir!r} (expected checkpoints/ or "
+                            "best/ from a training run or --mode=import)")
+  config = run_log.read_config(workdir)
+  ckpt = Checkpointer(workdir, read_only=True)
+  try:
+    latest_steps = sorted(ckpt.latest.all_steps())
+    best_steps = sorted(ckpt.best.all_steps())
+    if step is None:
+      candidates = [("best", s) for s in best_steps[::-1]] + [
+          ("latest", s) for s in latest_steps[::-1]]
+    else:
+      candidates = ([("latest", step)] if step in latest_steps else
+                    [("best", step)] if step in best_steps else [])
+    if not candidates:
+      raise FileNotFoundError(
+          f"no checkpoint {'at step %d ' % step if step is not None else ''}in {workdir!r}; "
+          f"available steps: latest {latest_steps}, best {best_steps}")
+    broken = []
+    for which, found in candidates:
+      got, out = ckpt._first_intact(  # pylint: disable=protected-access
+          ckpt._manager(which), which,  # pylint: disable=protected-access
+          lambda s, m=ckpt._manager(which): _read_model(m, s), [found])
+      if got is not None:
+        break
+      broken.append(f"{which}/{out[0]}")
+    else:
+      raise CheckpointError(f"no intact checkpoint in {workdir!r}: {'; '.join(broken)}")
+    if which == "latest" and step is None:
+      logging.warning("%s: no usable best checkpoint; using the latest (step %d)", workdir,
+                      found)
+    variables, meta = out
+  finally:
+    ckpt.close()
+  return TrainedRun(config=config, variables=variables, meta=meta, step=int(found),
+                    which=which)
+
+
+def export(workdir: str, config: Any, variables: Any, meta: dict, *, step: int = 0) -> None:
+  """Writes a workdir that eval and restore read like a trained run's (e.g. imported weights):
+  config.json and best/<step>/ holding `variables` and `meta`. Refuses an existing best/."""
+  if os.path.isdir(os.path.join(workdir, "best")):
+    raise FileExistsError(f"{workdir!r} already holds a best/ checkpoint; use a new --workdir")
+  os.makedirs(workdir, exist_ok=True)
+  run_log.write_config(workdir, config, step=step)
+  ckpt = Checkpointer(workdir)
+  try:
+    ckpt.best.save(step, args=ocp.args.Composite(
+        model=ocp.args.StandardSave(variables), meta=ocp.args.JsonSave(meta)),
+        metrics={"psnr": float("-inf")}, force=True)
+    ckpt._unhashed["best"].add(int(step))  # pylint: disable=protected-access
+    ckpt.wait()
+  finally:
+    ckpt.close()
+
+
+def _get(config: ml_collections.ConfigDict, dotted: str) -> Any:
+  for part in dotted.split("."):
+    config = config[part]
+  return config
+
+
+def with_trained_model(config: ml_collections.ConfigDict, meta: dict,
+                       source: str) -> ml_collections.ConfigDict:
+  """A copy of `config` whose model name/kwargs and data.channels are the checkpoint's.
+
+  The checkpoint's shapes depend on them; model.dtype and everything else stay as in `config`
+  (e.g. bfloat16 eval of a float32 run). Logs a warning naming each field that differed.
+  """
+  out = ml_collections.ConfigDict(config.to_dict())
+  trained = {"model.name": meta["model"]["name"], "model.kwargs": meta["model"]["kwargs"],
+             "data.channels": meta["channels"]}
+  for field, wanted in trained.items():
+    given = run_log.plain(_get(config, field))
+    if given != run_log.plain(wanted):
+      logging.warning("config.%s=%r differs from the trained run's %r (%s); using the "
+                      "trained run's", field, given, wanted, source)
+    parent, leaf = field.rsplit(".", 1)
+    _get(out, parent)[leaf] = (ml_collections.ConfigDict(wanted) if isinstance(wanted, dict)
+                               else wanted)
+  return out
