@@ -11,11 +11,8 @@ import pytest
 
 from benchmarks import quick_configs
 from restoration import cli
-from restoration import corruptions
 from restoration import train
 from tests import test_configs
-
-HAVE_KERNELS = os.path.isdir(corruptions.DEFAULT_KERNEL_DIR)
 
 
 def test_cases_cover_every_config_argument():
@@ -32,8 +29,7 @@ def test_cases_cover_every_config_argument():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", [
-    pytest.param(c, marks=pytest.mark.skipif("levin" in c and not HAVE_KERNELS,
-                                             reason="Levin09 kernels not beside the repo"))
+    pytest.param(c, marks=test_configs.skip_without_data(c.split(":")[0], c))
     for c in quick_configs.CASES])
 def test_quick_case_ends_above_its_input(tmp_path, case):
   config, _ = cli.load_config(os.path.join("configs", case))
