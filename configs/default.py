@@ -105,11 +105,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # corruption_fixed_per_image).
   c.corruption = [{"name": "gaussian_noise", "sigma": 25.0}]
   # True: each training IMAGE keeps one corruption for the whole run, drawn with the key
-  # fold_in(fold_in(fold_in(key(seed), FIXED_CORRUPT_ROOT), 1), source index) instead of one
-  # keyed by (step, position in the batch): the CIFAR study's "corrupt the data set once
-  # before training". The batch then carries each crop's source index. It is the same corrupted
-  # image only with augment=False and patch_size = the image size (32 for CIFAR); otherwise
-  # the same draw lands on different crops. Tasks supervised and inpaint, not on_device.
+  # fold_in(fold_in(fold_in(key(seed), FIXED_CORRUPT_ROOT), 1), source index)
+  # (restoration/tasks/supervised.py) instead of one keyed by (step, position in the batch):
+  # the CIFAR study's "corrupt the data set once before training". The batch then carries
+  # each crop's source index. It is the same corrupted image only with augment=False and
+  # patch_size = the image size (32 for CIFAR); otherwise the same draw lands on different
+  # crops. Tasks supervised and inpaint, not data.on_device.
   c.corruption_fixed_per_image = False
   # Loss: name -> weight; the total is the weighted sum. Names: mse, l1, charbonnier, ssim
   # (ssim means 1 - SSIM), perceptual (the VGG loss of config.perceptual; training only: the
@@ -145,8 +146,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer.grad_clip_norm = 0.0    # >0 clips the global gradient norm
   c.optimizer.b1 = 0.9                # adam/adamw: first-moment decay (GANs use 0.5)
   c.optimizer.eps = 1e-8              # adam/adamw: epsilon, optax's form m^ / (sqrt(v^) + eps)
-                                      # (Keras' default 1e-7 sits in sqrt(v) + eps, without v's
-                                      # bias correction: the same up to eps's early scale)
+                                      # (Keras adds its 1e-7 to sqrt(v) before the bias
+                                      # correction, i.e. optax eps = 1e-7 / sqrt(1 - b2^t):
+                                      # 3e-6 at step 1, ~1e-7 after a few thousand steps)
 
   # --- Adversarial tasks (config.task = 'adversarial' | 'inpaint_adversarial': pix2pix,
   # restoration.tasks.adversarial) --------------------------------------------------------------
