@@ -57,8 +57,10 @@ def ssim(a: jax.Array, b: jax.Array, *, max_val: float = 1.0, y_channel: bool = 
 
   The (cropped) images must be at least 7x7 pixels (ValueError otherwise).
   """
-  a, b = metrics._check(a, b, max_val=max_val, y_channel=y_channel,  # pylint: disable=protected-access
-                        crop_border=crop_border, min_size=WINDOW, metric="ssim (study)")
+  # metrics.ssim's own checks (shapes, switches, window fit), with the 7x7 window.
+  a, b = metrics._check(  # pylint: disable=protected-access
+      a, b, max_val=max_val, y_channel=y_channel, crop_border=crop_border, min_size=WINDOW,
+      metric="ssim (study)")
   return _ssim(a, b, max_val, y_channel=bool(y_channel), crop_border=int(crop_border),
                quantize=bool(quantize))
 

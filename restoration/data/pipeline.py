@@ -23,8 +23,9 @@ therefore JSON-serialisable and valid across worker counts (and process counts).
 Images stay uint8 until the device: `next()` gives uint8 [local_devices, per_device_batch, P, P,
 C]; with `with_index` (config.corruption_fixed_per_image) a dict {'image': that, 'index': int32
 [local_devices, per_device_batch]}, each crop's source index (recomputed here from the same
-epoch permutations, so it does not travel through grain or its workers). Sizes smaller than `patch_size` raise at start-up (or at first read for tfds datasets whose
-shape is not static) unless `data.pad_small`, which reflect-pads them (centred) to the patch.
+epoch permutations, so it does not travel through grain or its workers). Sizes smaller than
+`patch_size` raise at start-up (or at first read for tfds datasets whose shape is not static)
+unless `data.pad_small`, which reflect-pads them (centred) to the patch.
 
 Evaluation: `load_eval_images` gives (name, uint8 HWC) in a fixed order; `eval_batches` groups
 images of one exact shape per batch (or centre crops of `data.eval_crop`), pads the last batch of
