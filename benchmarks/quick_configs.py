@@ -25,6 +25,7 @@ CASES = (
     "dncnn.py:quick", "dncnn.py:quick,sigma=15", "dncnn.py:quick,sigma=50",
     "dncnn.py:quick,blind", "dncnn.py:quick,color", "dncnn.py:quick,blind,color",
     "cnn_blocks.py:quick", "cnn_blocks.py:quick,blocks=50", "cnn_blocks.py:quick,blocks=100",
+    "cifar_study.py:quick", "cifar_study.py:quick,blocks=100,seed=1,test",
     "lowlight.py:quick", "lowlight.py:quick,amount=0.05",
     "cvt.py:quick", "cvt.py:quick,levin",
     "pix2pix.py:quick", "pix2pix.py:quick,blocks,loss=hinge", "pix2pix.py:quick,loss=lsgan",

@@ -8,7 +8,10 @@ Data specs (`data.train`, `data.eval`):
   builtin            natural photos shipped inside scikit-image (offline; fixed train/eval split)
   builtin:color      only the colour ones (e.g. colourisation: gray photos would be exact)
   folder:PATH        every PNG/JPEG/BMP/TIFF under PATH, recursively
-  npz:GLOB           uint8 NHWC arrays under key `image` in the files matching GLOB
+  npz:GLOB           uint8 NHWC arrays under key `image` in the files matching GLOB, in sorted
+                     file order; glob character classes select shards, e.g. CIFAR-10's first
+                     40,000 training images (Keras' validation_split=0.2 train part) are
+                     `npz:../shared/data/cifar10/train_[0-3].npz`, its last 10,000 `train_4.npz`
   tfds:NAME[:SPLIT]  a prepared tensorflow-datasets dataset (random access, no TensorFlow)
   pairs:IN,TARGET    (input, target) image pairs of two folders matched by file stem
                      (config.task='paired'; eval of any task also accepts them)
@@ -98,8 +101,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   # --- Task: corruption chain and loss --------------------------------------------------------
   # A list of {'name': ..., **params} dicts for restoration.corruptions.chain, applied in order
-  # on the device inside the train step, freshly drawn every step.
+  # on the device inside the train step, freshly drawn every step (unless
+  # corruption_fixed_per_image).
   c.corruption = [{"name": "gaussian_noise", "sigma": 25.0}]
+  # True: each training IMAGE keeps one corruption for the whole run, drawn with the key
+  # fold_in(fold_in(fold_in(key(seed), FIXED_CORRUPT_ROOT), 1), source index)
+  # (restoration/tasks/supervised.py) instead of one keyed by (step, position in the batch):
+  # the CIFAR study's "corrupt the data set once before training". The batch then carries
+  # each crop's source index. It is the same corrupted image only with augment=False and
+  # patch_size = the image size (32 for CIFAR); otherwise the same draw lands on different
+  # crops. Tasks supervised and inpaint, not data.on_device.
+  c.corruption_fixed_per_image = False
   # Loss: name -> weight; the total is the weighted sum. Names: mse, l1, charbonnier, ssim
   # (ssim means 1 - SSIM), perceptual (the VGG loss of config.perceptual; training only: the
   # eval tables' `loss` column is the other terms' sum, as eval loads no VGG).
@@ -133,6 +145,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optimizer.momentum = 0.9          # sgd: Nesterov-free heavy-ball momentum
   c.optimizer.grad_clip_norm = 0.0    # >0 clips the global gradient norm
   c.optimizer.b1 = 0.9                # adam/adamw: first-moment decay (GANs use 0.5)
+  c.optimizer.eps = 1e-8              # adam/adamw: epsilon, optax's form m^ / (sqrt(v^) + eps)
+                                      # (Keras adds its 1e-7 to sqrt(v) before the bias
+                                      # correction, i.e. optax eps = 1e-7 / sqrt(1 - b2^t):
+                                      # 3e-6 at step 1, ~1e-7 after a few thousand steps)
 
   # --- Adversarial tasks (config.task = 'adversarial' | 'inpaint_adversarial': pix2pix,
   # restoration.tasks.adversarial) --------------------------------------------------------------
@@ -184,4 +200,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                       # estimate); larger images are tiled automatically with
                                       # the largest tile that fits (eval, training evals)
   c.eval.num_grid_images = 4          # images in the clean|corrupted|restored grid PNGs
+  c.eval.ssim_convention = "standard"  # standard: Wang et al. / BasicSR (11x11 Gaussian,
+                                      # sigma 1.5, range 1; restoration.eval.metrics) | study: the
+                                      # CIFAR block study's old-skimage call (7x7 box, ddof=1,
+                                      # data_range 2; restoration.eval.study_ssim); the convention
+                                      # name gains '_ssimstudy'. PSNR is the same in both
   return c

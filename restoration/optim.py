@@ -37,6 +37,8 @@ def validate(config: ml_collections.ConfigDict, block: ml_collections.ConfigDict
                      "total_steps in (0, 1)")
   if not 0 <= o.b1 < 1:
     raise ValueError(f"{field}.b1 must be in [0, 1), got {o.b1}")
+  if not o.get("eps", 1e-8) > 0:
+    raise ValueError(f"{field}.eps must be > 0, got {o.eps}")
   if not 0 < o.decay_factor <= 1:
     raise ValueError(f"{field}.decay_factor must be in (0, 1], got {o.decay_factor}")
   if not 0 <= o.end_factor <= 1:
@@ -82,10 +84,10 @@ def make_optimizer(
   adam_static = ("b1", "b2", "eps", "eps_root")
   if o.name == "adam":
     base = optax.inject_hyperparams(optax.adam, static_args=adam_static)(
-        learning_rate=schedule, b1=o.b1)
+        learning_rate=schedule, b1=o.b1, eps=o.get("eps", 1e-8))
   elif o.name == "adamw":
     base = optax.inject_hyperparams(optax.adamw, static_args=adam_static)(
-        learning_rate=schedule, b1=o.b1, weight_decay=o.weight_decay)
+        learning_rate=schedule, b1=o.b1, eps=o.get("eps", 1e-8), weight_decay=o.weight_decay)
   else:
     base = optax.inject_hyperparams(optax.sgd, static_args=("momentum", "nesterov"))(
         learning_rate=schedule, momentum=o.momentum or None)

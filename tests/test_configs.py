@@ -21,6 +21,7 @@ ARGS = {
     "unet512.py": ["", "quick"],
     "dncnn.py": ["", "quick", "sigma=50", "blind", "color", "quick,sigma=15"],
     "cnn_blocks.py": ["", "quick", "blocks=50", "blocks=100"],
+    "cifar_study.py": ["", "quick", "blocks=50", "blocks=100,seed=2", "quick,test"],
     "lowlight.py": ["", "quick", "amount=0.05"],
     "cvt.py": ["", "quick"],
     "pix2pix.py": ["", "quick", "blocks", "loss=lsgan", "quick,blocks,loss=hinge"],
@@ -33,8 +34,18 @@ ARGS = {
                     "sigma=50"],
 }
 HAVE_KERNELS = os.path.isdir(corruptions.DEFAULT_KERNEL_DIR)
-CASES = [pytest.param(name, arg, marks=pytest.mark.skipif(
-             "levin" in arg and not HAVE_KERNELS, reason="Levin09 kernels not beside the repo"))
+HAVE_CIFAR = os.path.isdir(os.path.join(ROOT, "..", "shared", "data", "cifar10"))
+
+
+def skip_without_data(name: str, arg: str):
+  """Marks for a case whose data (beside the repo, ../shared/data) is absent."""
+  return [pytest.mark.skipif("levin" in arg and not HAVE_KERNELS,
+                             reason="Levin09 kernels not beside the repo"),
+          pytest.mark.skipif(name == "cifar_study.py" and not HAVE_CIFAR,
+                             reason="CIFAR-10 npz not beside the repo")]
+
+
+CASES = [pytest.param(name, arg, marks=skip_without_data(name, arg))
          for name in CONFIGS for arg in ARGS.get(name, [""])]
 
 

@@ -19,6 +19,7 @@ KEY = jax.random.key(0)
 # the per-image / per-key tests exercise the random draws.
 CASES = {
     "random_blocks": dict(num_blocks=6, block_size=(3, 9), fill="noise"),
+    "study_blocks": dict(num_blocks=20),
     "gaussian_noise": dict(sigma=(5.0, 50.0)),
     "salt_and_pepper": dict(amount=(0.05, 0.3), salt_ratio=0.5),
     "poisson_noise": dict(peak=(5.0, 60.0)),

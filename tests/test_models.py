@@ -18,6 +18,7 @@ from restoration.models import unet_param_count
 # Tiny overrides per restorer for anything that is computed or traced at odd sizes.
 TINY = {
     "cnn": dict(depth=3, features=8),
+    "study_cnn": dict(features=8),
     "dncnn": dict(depth=4, features=8),
     "unet": dict(features=8, depth=2),
     "unet512": dict(features=8, depth=2, bottleneck=16),
@@ -87,7 +88,7 @@ def _param_count(name, channels=3, size=64, **kw):
 
 def test_registry_names():
   assert set(MODELS) == {"cnn", "dncnn", "unet", "unet512", "unet1024", "patchgan", "cvt",
-                         "vgg_unet", "pixelcnn"}
+                         "vgg_unet", "pixelcnn", "study_cnn"}
   assert get_model("unet512").bottleneck == 512
   assert get_model("unet1024").bottleneck == 1024
   assert get_model("unet", features=16, depth=3).features == 16

@@ -15,8 +15,6 @@ from restoration import corruptions
 from restoration.modes import train
 from tests import test_configs
 
-HAVE_KERNELS = os.path.isdir(corruptions.DEFAULT_KERNEL_DIR)
-
 
 def test_cases_cover_every_config_argument():
   """Each argument test_configs knows for a config appears in one of its quick cases."""
@@ -32,8 +30,7 @@ def test_cases_cover_every_config_argument():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", [
-    pytest.param(c, marks=pytest.mark.skipif("levin" in c and not HAVE_KERNELS,
-                                             reason="Levin09 kernels not beside the repo"))
+    pytest.param(c, marks=test_configs.skip_without_data(c.split(":")[0], c))
     for c in quick_configs.CASES])
 def test_quick_case_ends_above_its_input(tmp_path, case):
   config, _ = cli.load_config(os.path.join("configs", case))

@@ -5,8 +5,8 @@ Data contract
 * `fn(key, images, *, params) -> images` in the dm-pix style: `key` first, parameters keyword-only.
 * `images`: float NHWC in [0, 1], 1 or 3 channels, any height and width (odd sizes too).
   The output has the same shape and dtype (exception: `grayscale(keep_channels=False)` returns
-  N x H x W x 1). `random_blocks` / `salt_and_pepper` with `return_mask=True` also return a float
-  mask N x H x W x 1, 1 where content was destroyed.
+  N x H x W x 1). `random_blocks` / `study_blocks` / `salt_and_pepper` with `return_mask=True`
+  also return a float mask N x H x W x 1, 1 where content was destroyed.
 * `key`: a `jax.random.key` (legacy uint32 `PRNGKey`s are accepted and wrapped). Each image
   draws its own randomness from `jax.random.split(key, N)[i]`; `key` may instead be N per-image
   keys, used as is, so `fn(keys[i:i + 1], images[i:i + 1])` reproduces image i of
@@ -33,10 +33,11 @@ from restoration.corruptions.chain import CORRUPTIONS, MASKING, chain, per_examp
 from restoration.corruptions.jpeg import jpeg
 from restoration.corruptions.noise import (gaussian_noise, grayscale, low_light, poisson_noise,
                                            salt_and_pepper, speckle_noise)
+from restoration.corruptions.study_blocks import study_block_centres, study_blocks
 
 __all__ = [
     "CORRUPTIONS", "DEFAULT_KERNEL_DIR", "MASKING", "blur", "chain", "gaussian_blur", "per_example",
     "gaussian_noise", "grayscale", "jpeg", "line_kernel", "load_kernel", "low_light",
     "motion_blur", "per_image_keys", "poisson_noise", "random_blocks", "salt_and_pepper",
-    "speckle_noise", "validate",
+    "speckle_noise", "study_block_centres", "study_blocks", "validate",
 ]

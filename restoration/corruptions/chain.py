@@ -21,9 +21,12 @@ from restoration.corruptions.jpeg import jpeg
 from restoration.corruptions.noise import CHECKS as _NOISE_CHECKS
 from restoration.corruptions.noise import (gaussian_noise, grayscale, low_light, poisson_noise,
                                            salt_and_pepper, speckle_noise)
+from restoration.corruptions.study_blocks import CHECKS as _STUDY_CHECKS
+from restoration.corruptions.study_blocks import study_blocks
 
 CORRUPTIONS: dict[str, Callable[..., Any]] = {
     "random_blocks": random_blocks,
+    "study_blocks": study_blocks,
     "gaussian_noise": gaussian_noise,
     "salt_and_pepper": salt_and_pepper,
     "poisson_noise": poisson_noise,
@@ -35,11 +38,11 @@ CORRUPTIONS: dict[str, Callable[..., Any]] = {
     "grayscale": grayscale,
     "jpeg": jpeg,
 }
-_CHECKS = {**_BLOCK_CHECKS, **_NOISE_CHECKS, **_BLUR_CHECKS, **_JPEG_CHECKS}
+_CHECKS = {**_BLOCK_CHECKS, **_STUDY_CHECKS, **_NOISE_CHECKS, **_BLUR_CHECKS, **_JPEG_CHECKS}
 assert set(_CHECKS) == set(CORRUPTIONS)
 
 # Steps whose destroyed pixels `chain` reports in its mask (it sets return_mask=True on them).
-MASKING = ("random_blocks", "salt_and_pepper")
+MASKING = ("random_blocks", "study_blocks", "salt_and_pepper")
 
 Spec = Mapping[str, Any]
 Chain = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
@@ -112,8 +115,9 @@ def chain(specs: Sequence[Spec], image_shape: tuple[int, int] | None = None) -> 
   """Builds `(key, images) -> (corrupted, mask)` applying the specs in order.
 
   All checks (see `validate`) run here, before anything is traced. The mask is float
-  (N, H, W, 1) in the images' dtype: 1 where a step destroyed content (random_blocks and
-  salt_and_pepper; the max over those steps), 0 elsewhere, all zeros without such steps.
+  (N, H, W, 1) in the images' dtype: 1 where a step destroyed content (random_blocks,
+  study_blocks and salt_and_pepper; the max over those steps), 0 elsewhere, all zeros without
+  such steps.
 
   Keys: step s gets `jax.random.fold_in(key, s)` and splits it per image like a direct call,
   so image i in step s uses `jax.random.split(jax.random.fold_in(key, s), N)[i]`. `key` may

@@ -21,8 +21,11 @@ of batches consumed: `set_state` rebuilds the grain iterator from `batches[k:]`.
 therefore JSON-serialisable and valid across worker counts (and process counts).
 
 Images stay uint8 until the device: `next()` gives uint8 [local_devices, per_device_batch, P, P,
-C]. Sizes smaller than `patch_size` raise at start-up (or at first read for tfds datasets whose
-shape is not static) unless `data.pad_small`, which reflect-pads them (centred) to the patch.
+C]; with `with_index` (config.corruption_fixed_per_image) a dict {'image': that, 'index': int32
+[local_devices, per_device_batch]}, each crop's source index (recomputed here from the same
+epoch permutations, so it does not travel through grain or its workers). Sizes smaller than
+`patch_size` raise at start-up (or at first read for tfds datasets whose shape is not static)
+unless `data.pad_small`, which reflect-pads them (centred) to the patch.
 
 Evaluation: `load_eval_images` gives (name, uint8 HWC) in a fixed order; `eval_batches` groups
 images of one exact shape per batch (or centre crops of `data.eval_crop`), pads the last batch of
@@ -171,11 +174,13 @@ def _check_batch(batch_size: int, process_count: int, local_devices: int, what: 
 
 
 class TrainData:
-  """Infinite iterator of uint8 [local_devices, per_device_batch, P, P, C] training batches."""
+  """Infinite iterator of uint8 [local_devices, per_device_batch, P, P, C] training batches
+  (with_index: dicts that add each crop's source index, see the module docstring)."""
 
   def __init__(self, source, *, seed: int, batch_size: int, patch_size: int, augment: bool,
                pad_small: bool, process_index: int, process_count: int,
-               local_device_count: int, num_workers: int = 0, prefetch: int = 2):
+               local_device_count: int, num_workers: int = 0, prefetch: int = 2,
+               with_index: bool = False):
     if not 0 <= process_index < process_count:
       raise ValueError(f"process_index={process_index} not in [0, {process_count})")
     self.source = source
@@ -188,6 +193,8 @@ class TrainData:
     self.num_workers, self.prefetch = int(num_workers), max(1, int(prefetch))
     self.shape = (self.local_device_count, self.per_device_batch, int(patch_size),
                   int(patch_size), int(source.channels))
+    self.with_index = bool(with_index)
+    self._order = _EpochShuffled(source, seed)  # the stream's own order, for `_indices`
     ds = grain.MapDataset.source(_EpochShuffled(source, seed))
     ds = ds.map_with_index(_CropAugment(source, seed, patch_size, augment, pad_small))
     ds = ds.batch(self.batch_size // self.process_count)
@@ -212,7 +219,18 @@ class TrainData:
     batch = next(self._it)
     self._next += 1
     # A plain copy: worker batches arrive in shared memory, released as soon as this drops it.
-    return np.array(batch, dtype=np.uint8, copy=True).reshape(self.shape)
+    images = np.array(batch, dtype=np.uint8, copy=True).reshape(self.shape)
+    if not self.with_index:
+      return images
+    return {"image": images, "index": self._indices(self._next - 1).reshape(self.shape[:2])}
+
+  def _indices(self, k: int) -> np.ndarray:
+    """Source indices of this process's batch k: grain batch p + k * P of the stream."""
+    chunk = self.batch_size // self.process_count
+    start = (self.process_index + k * self.process_count) * chunk
+    epoch, j = np.divmod(np.arange(start, start + chunk), len(self.source))
+    return np.array([self._order.permutation(int(e))[int(i)] for e, i in zip(epoch, j)],
+                    np.int32)
 
   def get_state(self) -> dict[str, Any]:
     """JSON-serialisable position; valid across worker counts."""
@@ -264,7 +282,8 @@ def make_train_data(config, source: sources_lib.Source | None = None, *, process
       source, seed=config.seed, batch_size=config.batch_size, patch_size=config.patch_size,
       augment=d.augment, pad_small=d.pad_small, process_index=process_index,
       process_count=process_count, local_device_count=_local_devices(local_device_count),
-      num_workers=d.get("num_workers", 0), prefetch=d.get("prefetch", 2))
+      num_workers=d.get("num_workers", 0), prefetch=d.get("prefetch", 2),
+      with_index=bool(config.get("corruption_fixed_per_image", False)))
 
 
 def centre_crop(image: np.ndarray, size: int) -> np.ndarray:

@@ -27,6 +27,7 @@ from restoration import any_size
 from restoration import corruptions
 from restoration import data
 from restoration.eval import metrics
+from restoration.eval import study_ssim
 from restoration.runtime import parallel
 
 _BATCH_TILES = 8  # tiles per model call on the host (tiled) path
@@ -55,6 +56,7 @@ class EvalOptions:
   self_ensemble: bool
   num_grid_images: int
   memory_budget_mb: float = 4096.0
+  ssim_convention: str = "standard"  # or 'study' (restoration.eval.study_ssim)
 
   @property
   def metric_options(self) -> dict[str, Any]:
@@ -62,7 +64,8 @@ class EvalOptions:
 
   @property
   def convention(self) -> str:
-    return metrics.convention_name(**self.metric_options)
+    name = metrics.convention_name(**self.metric_options)
+    return name + (study_ssim.CONVENTION_SUFFIX if self.ssim_convention == "study" else "")
 
   @property
   def row_fields(self) -> dict[str, Any]:
@@ -78,7 +81,8 @@ class EvalOptions:
     data.eval_max_images: integers >= 0; data.eval_crop, when > 0, at least the SSIM window (11)
     plus 2 * crop_border; eval.tile_overlap < eval.tile when tiling; data.eval_batch_size an
     integer >= 1 (divisible by `num_devices` when given); eval.seed an integer; eval.y_channel
-    / quantize / self_ensemble booleans; every eval.sweep level a non-empty list of corruption
+    / quantize / self_ensemble booleans; eval.ssim_convention 'standard' or 'study'; every
+    eval.sweep level a non-empty list of corruption
     specs (`corruptions.validate`)."""
     ev, d = config.eval, config.data
     crop_border = _check_int(ev.crop_border, "eval.crop_border", 0)
@@ -124,7 +128,9 @@ class EvalOptions:
     return cls(batch_size=batch_size, seed=int(ev.seed), y_channel=bool(ev.y_channel),
                crop_border=crop_border, quantize=bool(ev.quantize), tile=tile,
                tile_overlap=overlap, self_ensemble=bool(ev.self_ensemble),
-               num_grid_images=num_grid, memory_budget_mb=float(budget))
+               num_grid_images=num_grid, memory_budget_mb=float(budget),
+               ssim_convention=study_ssim.check_convention(ev.get("ssim_convention",
+                                                                  "standard")))
 
 
 def corrupt_eval_images(corrupt: Callable, seed: int, clean: jax.Array,
@@ -134,15 +140,18 @@ def corrupt_eval_images(corrupt: Callable, seed: int, clean: jax.Array,
 
 
 def restoration_metrics(restored: jax.Array, corrupted: jax.Array, clean: jax.Array, *,
-                        loss_fn: Callable, options: dict[str, Any]) -> dict[str, jax.Array]:
-  """Per-image PSNR/SSIM of the restored and the corrupted images, and the loss."""
+                        loss_fn: Callable, options: dict[str, Any],
+                        ssim_convention: str = "standard") -> dict[str, jax.Array]:
+  """Per-image PSNR/SSIM (SSIM of `ssim_convention`, see study_ssim) of the restored and the
+  corrupted images, and the loss."""
+  ssim = study_ssim.ssim_fn(ssim_convention)
   restored = jnp.clip(restored.astype(jnp.float32), 0.0, 1.0)
   in_options = metrics.input_options(options)  # the input as the model saw it: never rounded
   return {
       "psnr": metrics.psnr(restored, clean, **options),
-      "ssim": metrics.ssim(restored, clean, **options),
+      "ssim": ssim(restored, clean, **options),
       "input_psnr": metrics.psnr(corrupted, clean, **in_options),
-      "input_ssim": metrics.ssim(corrupted, clean, **in_options),
+      "input_ssim": ssim(corrupted, clean, **in_options),
       "loss": jax.vmap(lambda r, c: loss_fn(r[None], c[None]))(restored, clean),
   }
 

@@ -4,6 +4,8 @@
 constructor (a `functools.partial` of the module class with that name's preset fields):
 
   cnn       `CNN`: plain 3x3 conv + ReLU stack (depth 9, 36 ch, 83,883 params RGB)
+  study_cnn `StudyCNN`: the CIFAR-10 block study's Keras net, conv64 + conv64 + 3x3
+            transposed conv + sigmoid, glorot init (40,451 params RGB)
   dncnn     `DnCNN`: DnCNN-S, 17 layers, 64 ch, BN, residual noise prediction
   unet      `UNet`, the configurable class (quick configs set its widths); its default
             bottleneck is 2x the deepest level, so at default widths it equals unet1024
@@ -21,8 +23,8 @@ constructor (a `functools.partial` of the module class with that name's preset f
 
 `VGG19` (models/vgg.py) is a feature extractor for the perceptual loss, not in the registry.
 
-Common contract of the restorers (cnn, dncnn, unet*, cvt, vgg_unet; not patchgan or
-pixelcnn): `__call__(x, *, train)`,
+Common contract of the restorers (cnn, study_cnn, dncnn, unet*, cvt, vgg_unet; not patchgan
+or pixelcnn): `__call__(x, *, train)`,
 x float NHWC of any height/width (odd sizes included; the U-Nets/CvT pad and crop back);
 output NHWC with the input's height, width and dtype, and `out_channels` channels (default:
 the input's). Field `dtype` sets the computation dtype (e.g. bfloat16 on GPU/TPU);
@@ -48,12 +50,14 @@ from restoration.models.cvt import CvT
 from restoration.models.dncnn import DnCNN
 from restoration.models.patchgan import PatchGAN
 from restoration.models.pixelcnn import PixelCNN
+from restoration.models.study_cnn import StudyCNN
 from restoration.models.unet import UNet, unet_param_count
 from restoration.models.vgg import VGG19
 from restoration.models.vgg_unet import VggUNet
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "cnn": functools.partial(CNN),
+    "study_cnn": functools.partial(StudyCNN),
     "dncnn": functools.partial(DnCNN),
     "unet": functools.partial(UNet),
     "unet512": functools.partial(UNet, bottleneck=512),
@@ -119,4 +123,4 @@ def get_model(name: str, **overrides: Any) -> nn.Module:
 
 
 __all__ = ["MODELS", "get_model", "model_fields", "spatial_multiple", "CNN", "DnCNN", "UNet",
-           "PatchGAN", "CvT", "VggUNet", "VGG19", "PixelCNN", "unet_param_count"]
+           "PatchGAN", "CvT", "VggUNet", "VGG19", "PixelCNN", "StudyCNN", "unet_param_count"]

@@ -160,7 +160,8 @@ def _measure_images(stages: dict[str, chained.Stage], images, synth, threshold: 
   def measure(output, model_input, clean):
     values = evaluator.restoration_metrics(
         output[None], image_ops.to_channels(model_input, 3)[None], clean[None],
-        loss_fn=loss_fn, options=options.metric_options)
+        loss_fn=loss_fn, options=options.metric_options,
+        ssim_convention=options.ssim_convention)
     return {k: float(v[0]) for k, v in values.items()}
 
   per_image: dict[str, list[dict]] = {name: [] for name in PROTOCOLS}

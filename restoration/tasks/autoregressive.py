@@ -42,6 +42,7 @@ from restoration.eval import evaluator
 from restoration.eval import metrics
 from restoration import models
 from restoration import optim
+from restoration.eval import study_ssim
 from restoration.runtime import parallel
 from restoration.tasks import base
 from restoration.tasks import supervised
@@ -120,7 +121,8 @@ class AutoregressiveInference(base.Inference):
       raise ValueError("AutoregressiveInference.measure needs variables= (likelihood, sample)")
     options = self.options.metric_options
     values = evaluator.restoration_metrics(output, corrupted, clean, loss_fn=self.loss_fn,
-                                          options=options)
+                                           options=options,
+                                           ssim_convention=self.options.ssim_convention)
     target = to_levels(clean)
     nats = nats_per_dim(self.apply_fn(variables, target, corrupted.astype(jnp.float32)),
                         target)
@@ -129,7 +131,8 @@ class AutoregressiveInference(base.Inference):
     values["nll_bpd"] = nats / math.log(2.0)
     sampled = self.sample(variables, corrupted)
     values["psnr_sample"] = metrics.psnr(sampled, clean, **options)
-    values["ssim_sample"] = metrics.ssim(sampled, clean, **options)
+    values["ssim_sample"] = study_ssim.ssim_fn(self.options.ssim_convention)(sampled, clean,
+                                                                             **options)
     return values
 
 

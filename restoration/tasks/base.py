@@ -50,6 +50,8 @@ DISCRIMINATORS = frozenset({"patchgan"})  # take (corrupted, candidate): not a r
 AUTOREGRESSIVE = frozenset({"pixelcnn"})  # (clean, corrupted) -> logits: not a restorer
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 _INIT_STREAM = 0x1A17  # parameter init: a key of its own, never a step's
+# Tasks whose training example honours config.corruption_fixed_per_image (SupervisedTask.example).
+FIXED_PER_IMAGE_TASKS = ("supervised", "inpaint")
 
 
 def build_restorer(model_config: ml_collections.ConfigDict | dict) -> nn.Module:
@@ -143,7 +145,8 @@ class Inference:
     metrics that need the model; restorers ignore them."""
     del variables
     return evaluator.restoration_metrics(output, corrupted, clean, loss_fn=self.loss_fn,
-                                        options=self.options.metric_options)
+                                         options=self.options.metric_options,
+                                         ssim_convention=self.options.ssim_convention)
 
 
 class Task:
@@ -169,6 +172,7 @@ class Task:
       check_int(config, name)
     if not 0.0 <= config.ema_decay < 1.0:
       raise ValueError(f"config.ema_decay must be in [0, 1), got {config.ema_decay}")
+    self.fixed_per_image = check_fixed_per_image(config, self.name)
     self.inference = self.inference_class(self.model_meta(), config,
                                           num_devices=self.num_devices)
     self.model = self.inference.model
@@ -192,6 +196,8 @@ class Task:
       c = self.config
       batch = jax.ShapeDtypeStruct(
           (1, 1, c.patch_size, c.patch_size, self.sources.train.channels), jnp.uint8)
+      if self.fixed_per_image:  # TrainData(with_index=True)'s batches
+        batch = {"image": batch, "index": jax.ShapeDtypeStruct((1, 1), jnp.int32)}
       key = jax.random.key(0)
       consts = None
       if c.data.on_device:  # crops are drawn from device-resident images inside the step
@@ -276,7 +282,7 @@ class Task:
   def clean_batch(self, key: jax.Array, batch: Any, consts: Any) -> jax.Array:
     """This device's clean float [B, P, P, C] batch: the host batch, or crops drawn on device."""
     if not self.config.data.on_device:
-      images = batch
+      images = batch["image"] if isinstance(batch, dict) else batch
     else:
       c = self.config
       images = data.sample_patches(key, consts["images"], consts["sizes"],
@@ -298,6 +304,22 @@ class Task:
   def start_from(self, state: Any, variables: dict[str, Any], source: str) -> Any:
     """`state` with its model variables replaced by `variables` (config.init_from)."""
     raise NotImplementedError(f"task {self.name!r} cannot start from another run's variables")
+
+
+def check_fixed_per_image(config: ml_collections.ConfigDict, task: str) -> bool:
+  """config.corruption_fixed_per_image, checked: a bool; True only for the tasks whose
+  example reads the batch's source indices, and not with data.on_device (whose crops are
+  drawn on the device, with no image index)."""
+  value = config.get("corruption_fixed_per_image", False)
+  if not isinstance(value, (bool, np.bool_)):
+    raise ValueError(f"config.corruption_fixed_per_image must be True or False, got {value!r}")
+  if value and task not in FIXED_PER_IMAGE_TASKS:
+    raise ValueError(f"config.corruption_fixed_per_image=True works with config.task in "
+                     f"{list(FIXED_PER_IMAGE_TASKS)}, got {task!r}")
+  if value and config.data.on_device:
+    raise ValueError("config.corruption_fixed_per_image=True needs data.on_device=False (the "
+                     "device-resident sampler's crops carry no image index)")
+  return bool(value)
 
 
 def check_same_shapes(ours: Any, theirs: Any, source: str, what: str) -> None:

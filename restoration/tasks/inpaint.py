@@ -82,9 +82,11 @@ class Inpainting:
     self.valid_weight = float(weight)
     super().__init__(config, **kwargs)
 
-  def model_input(self, key, clean):
-    """The chain's corruption of `clean` (keyed per global example) plus its mask channel."""
-    corrupted, mask = supervised.corrupt_batch(self.corrupt, key, clean, with_mask=True)
+  def model_input(self, key, clean, index=None):
+    """The chain's corruption of `clean` (keyed per global example, or per `index`) plus its
+    mask channel."""
+    corrupted, mask = supervised.corrupt_batch(self.corrupt, key, clean, with_mask=True,
+                                               index=index)
     return with_mask(corrupted, mask)
 
   def task_loss(self, output, target, model_input, consts):

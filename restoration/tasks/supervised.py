@@ -7,6 +7,12 @@ RNG derivation, per step `s` (all `fold_in`):
   device key     fold_in(fold_in(k_s, 4), d) (d = global device index) for dropout (stream 2)
                  and the device-resident sampler's crops (stream 3)
 Each use has its own stream id at the first level, so no two uses can share a key.
+
+With config.corruption_fixed_per_image the corruption ignores the step: the training image
+with SOURCE index i (the batch's 'index', data.TrainData(with_index=True)) is corrupted with
+fold_in(fold_in(fold_in(key(seed), FIXED_CORRUPT_ROOT), 1), i) at every step it appears in,
+like a data set corrupted once before training (the CIFAR study). FIXED_CORRUPT_ROOT lies
+beyond any step count, so it is never a step key.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from restoration.tasks import base
 from restoration.tasks import restorer
 
 CORRUPT_STREAM, DROPOUT_STREAM, SAMPLE_STREAM, DEVICE_STREAM = 1, 2, 3, 4
+FIXED_CORRUPT_ROOT = 0x7FFF_F1ED  # ~2.1e9: no run takes that many steps
 
 
 @flax.struct.dataclass
@@ -50,12 +57,19 @@ def step_keys(seed: int, step: jax.Array) -> tuple[jax.Array, jax.Array]:
   return step_key, jax.random.fold_in(jax.random.fold_in(step_key, DEVICE_STREAM), device)
 
 
-def corrupt_batch(corrupt, step_key: jax.Array, clean: jax.Array, *, with_mask: bool = False
-                  ) -> jax.Array | tuple[jax.Array, jax.Array]:
-  """Corrupts this device's examples with keys from their GLOBAL indices (device-count free);
+def fixed_corruption_key(seed: int) -> jax.Array:
+  """The 'step key' of config.corruption_fixed_per_image: the same at every step."""
+  return jax.random.fold_in(jax.random.key(seed), FIXED_CORRUPT_ROOT)
+
+
+def corrupt_batch(corrupt, step_key: jax.Array, clean: jax.Array, *, with_mask: bool = False,
+                  index: jax.Array | None = None) -> jax.Array | tuple[jax.Array, jax.Array]:
+  """Corrupts this device's examples with keys from their GLOBAL indices (device-count free)
+  or, given, from `index` (source indices: corruption_fixed_per_image);
   with_mask: (corrupted, the chain's damage mask [B, H, W, 1])."""
   n = clean.shape[0]
-  index = lax.axis_index(parallel.AXIS) * n + jnp.arange(n)
+  if index is None:
+    index = lax.axis_index(parallel.AXIS) * n + jnp.arange(n)
   out = corruptions.per_example(corrupt, jax.random.fold_in(step_key, CORRUPT_STREAM), clean,
                                 index)
   return out if with_mask else out[0]
@@ -106,14 +120,18 @@ class SupervisedTask(base.Task):
                          opt_state=self.tx.init(params),
                          ema_params=params if state.ema_params is not None else None)
 
-  def model_input(self, key: jax.Array, clean: jax.Array) -> jax.Array:
+  def model_input(self, key: jax.Array, clean: jax.Array,
+                  index: jax.Array | None = None) -> jax.Array:
     """The model's input for this device's clean crops: their corruption, drawn with `key`
-    per GLOBAL example (`corrupt_batch`). Inpainting adds the mask channel."""
-    return corrupt_batch(self.corrupt, key, clean)
+    per GLOBAL example, or per `index` (`corrupt_batch`). Inpainting adds the mask channel."""
+    return corrupt_batch(self.corrupt, key, clean, index=index)
 
   def example(self, step_key, device_key, batch, consts) -> tuple[jax.Array, jax.Array]:
     """(model input, clean crops)."""
     clean = self.clean_batch(jax.random.fold_in(device_key, SAMPLE_STREAM), batch, consts)
+    if self.fixed_per_image:
+      return self.model_input(fixed_corruption_key(self.config.seed), clean,
+                              batch["index"]), clean
     return self.model_input(step_key, clean), clean
 
   def training_loss(self, config) -> Any:

@@ -1,0 +1,92 @@
+"""The CIFAR-10 block-inpainting study this project grew from, as it was run (a Keras notebook).
+
+  python launch.py --config=configs/cifar_study.py:blocks=50 --workdir=runs/study50
+  python launch.py --config=configs/cifar_study.py:quick --workdir=runs/study_quick
+
+Arguments: `blocks=10|50|100` (default 10), `seed=N` (default 0), `test` (data.eval = the
+test set, for --mode=eval), `quick` (minutes on a 2-core CPU).
+
+The study's protocol, and where each piece lives here:
+* Data: CIFAR-10 / 255. Keras `fit(validation_split=0.2)`: the first 40,000 training images
+  train (`npz:.../train_[0-3].npz`: shards 0-3 in sorted order), the last 10,000 validate
+  (`train_4.npz`: data.eval during training, the Keras val_loss, every epoch = 1,250 steps);
+  the 10,000 test images are scored (`test`). Read from ../shared/data beside the checkout.
+* Corruption, drawn ONCE per image before training: `study_blocks` (restoration/corruptions/
+  study_blocks.py: 2x2 zero blocks, centres uniform in 1..30, overlaps allowed) with
+  corruption_fixed_per_image=True, augment=False and patch_size=32 (whole images), so each
+  training image keeps one corruption for the whole run. Eval images are corrupted once per
+  image anyway (eval.seed, image index).
+* Model: `study_cnn` (Conv64-ReLU, Conv64-ReLU, ConvTranspose3-sigmoid, glorot / zero bias).
+* Training: Adam lr 1e-3, eps 1e-7 (Keras' defaults), MSE, batch 32, 20 epochs = 25,000 steps
+  of 32 from 40,000 images, constant lr. (Keras shuffles every epoch, as the pipeline does.)
+* Model selection: the LAST epoch's weights. Training keeps best/ by validation PSNR as every
+  run does, so score the last checkpoint explicitly with --step=25000 (the final checkpoint
+  is always saved).
+* Metric: mean over the 10,000 test images of old skimage's SSIM on floats (data_range 2,
+  7x7 box, ddof=1): eval.ssim_convention='study', set here (`restoration/eval/study_ssim.py`).
+  Reported: 0.99512 / 0.97665 / 0.95290 at 10 / 50 / 100 blocks (original lossless CIFAR-10;
+  ../shared/data's is a JPEG re-export, see its README). Standard SSIM (Wang et al., BasicSR)
+  is the other convention; both are rows of the same eval/results.json:
+
+  for conv in study standard; do
+    python launch.py --mode=eval --config=configs/cifar_study.py:blocks=50,test \\
+      --workdir=runs/study50 --step=25000 --config.eval.ssim_convention=$conv; done
+"""
+
+import os
+
+from configs import common
+
+LEVELS = (10, 50, 100)
+CIFAR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                      "shared", "data", "cifar10"))
+TRAIN = f"npz:{CIFAR}/train_[0-3].npz"  # the first 40,000 (Keras' training part)
+VALIDATION = f"npz:{CIFAR}/train_4.npz"  # the last 10,000 (Keras' validation_split=0.2)
+TEST = f"npz:{CIFAR}/test.npz"
+EPOCH = 1_250  # 40,000 / 32 steps
+
+
+def blocks(n: int) -> list[dict]:
+  return [{"name": "study_blocks", "num_blocks": n}]
+
+
+def get_config(arg: str | None = None):
+  a = common.parse_arg(arg, blocks=10, seed=0, test=False, quick=False)
+  if a.blocks not in LEVELS:
+    raise ValueError(f"cifar_study: blocks={a.blocks}; allowed: {list(LEVELS)}")
+  if not isinstance(a.seed, int) or isinstance(a.seed, bool):
+    raise ValueError(f"cifar_study: seed={a.seed!r}; allowed: an integer")
+  c = common.base()
+  c.seed = a.seed
+  c.model.name = "study_cnn"
+  c.model.kwargs = {}
+  c.data.train = TRAIN
+  c.data.eval = TEST if a.test else VALIDATION
+  c.data.augment = False
+  c.patch_size = 32
+  c.batch_size = 32
+  c.total_steps = 20 * EPOCH
+  c.log_every_steps = 125
+  c.eval_every_steps = EPOCH
+  c.checkpoint_every_steps = EPOCH
+  c.data.eval_crop = 0  # whole 32x32 images
+  c.data.eval_batch_size = 256
+  c.corruption = blocks(a.blocks)
+  c.corruption_fixed_per_image = True
+  c.loss = {"mse": 1.0}
+  c.optimizer.name = "adam"
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.eps = 1e-7
+  c.optimizer.schedule = "constant"
+  c.optimizer.warmup_steps = 0
+  c.eval.ssim_convention = "study"
+  c.eval.sweep = {f"blocks{a.blocks}": blocks(a.blocks)}
+  if a.quick:
+    # The same model, data and protocol, shorter: 300 steps (a quarter of an epoch), and
+    # 1,000 validation images per eval.
+    c.total_steps = 300
+    c.log_every_steps = 25
+    c.eval_every_steps = 150
+    c.checkpoint_every_steps = 150
+    c.data.eval_max_images = 1_000
+  return c

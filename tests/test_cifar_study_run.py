@@ -1,0 +1,153 @@
+"""The CIFAR-10 study's training side: corruption fixed per image, the 40k/10k split, the
+config, a few tiny training steps and eval in both SSIM conventions (tiny npz in tmp_path)."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import cifar_study
+from restoration import data
+from restoration.modes import evaluate
+from restoration.runtime import parallel
+from restoration import tasks
+from restoration.modes import train
+from restoration.data import sources
+from tests.tiny import override, tiny_config
+
+HAVE_CIFAR = os.path.isdir(cifar_study.CIFAR)
+
+
+def write_npz(path, n, hw=32, seed=0):
+  """n RGB images; image i's top-left pixel is i (identifiable after any pipeline)."""
+  images = np.random.default_rng(seed).integers(0, 256, (n, hw, hw, 3), np.uint8)
+  images[:, 0, 0, 0] = np.arange(n)
+  np.savez(path, image=images)
+  return images
+
+
+def test_train_data_with_index_names_each_crops_source_image(tmp_path):
+  images = write_npz(tmp_path / "a.npz", 10, hw=8)
+  src = sources.open_source(f"npz:{tmp_path}/a.npz", 3)
+  it = data.TrainData(src, seed=3, batch_size=4, patch_size=8, augment=False, pad_small=False,
+                      process_index=0, process_count=1, local_device_count=2,
+                      with_index=True)
+  seen = []
+  for _ in range(5):  # 20 crops: two epochs of 10
+    batch = next(it)
+    assert batch["image"].shape == (2, 2, 8, 8, 3) and batch["index"].shape == (2, 2)
+    np.testing.assert_array_equal(batch["image"], images[batch["index"]])
+    seen += list(batch["index"].ravel())
+  assert sorted(seen[:10]) == sorted(seen[10:]) == list(range(10))  # epochs are permutations
+  # A process's share of the global batch: the same indices as its part of a 1-process run.
+  halves = [data.TrainData(src, seed=3, batch_size=4, patch_size=8, augment=False,
+                           pad_small=False, process_index=p, process_count=2,
+                           local_device_count=1, with_index=True) for p in range(2)]
+  whole = data.TrainData(src, seed=3, batch_size=4, patch_size=8, augment=False,
+                         pad_small=False, process_index=0, process_count=1,
+                         local_device_count=1, with_index=True)
+  for _ in range(3):
+    parts = [next(h) for h in halves]
+    np.testing.assert_array_equal(np.concatenate([p["index"] for p in parts], axis=1),
+                                  next(whole)["index"])
+
+
+def _task(fixed: bool):
+  c = tiny_config(**{"corruption": [{"name": "study_blocks", "num_blocks": 20}],
+                     "corruption_fixed_per_image": fixed})
+  return tasks.build(c, local_device_count=1, process_count=1)
+
+
+def _examples(task, step, index, clean):
+  """The task's (model input) for one device's batch at `step`, traced as in the pmapped step."""
+  step_key = jax.random.fold_in(jax.random.key(task.config.seed), step)
+  batch = {"image": clean[None], "index": jnp.asarray(index, jnp.int32)[None]}
+  if not task.fixed_per_image:
+    batch = batch["image"]
+  fn = jax.vmap(lambda b: task.example(step_key, step_key, b, None)[0],
+                axis_name=parallel.AXIS)
+  return np.asarray(fn(batch)[0])
+
+
+def test_fixed_per_image_corruption_ignores_the_step_and_follows_the_image():
+  task = _task(True)
+  clean = np.full((3, 16, 16, 1), 200, np.uint8)
+  a = _examples(task, 1, [7, 8, 7], clean)
+  b = _examples(task, 500, [7, 8, 7], clean)
+  np.testing.assert_array_equal(a, b)  # same images, other step: same corruption
+  np.testing.assert_array_equal(a[0], a[2])  # image 7 at two batch positions
+  assert np.abs(a[0] - a[1]).max() > 0.5  # images 7 and 8 differ
+  c = _examples(task, 1, [8, 7, 9], clean)  # another batch order
+  np.testing.assert_array_equal(c[0], a[1])
+  np.testing.assert_array_equal(c[1], a[0])
+  drawn = _task(False)  # the default: redrawn every step
+  assert np.abs(_examples(drawn, 1, [7, 8, 7], clean)
+                - _examples(drawn, 2, [7, 8, 7], clean)).max() > 0.5
+
+
+@pytest.mark.parametrize("dotted,match", [
+    ({"corruption_fixed_per_image": 1}, "corruption_fixed_per_image must be True or False"),
+    ({"corruption_fixed_per_image": True, "task": "adversarial"},
+     r"corruption_fixed_per_image=True works with config.task in \['supervised', 'inpaint'\]"),
+    ({"corruption_fixed_per_image": True, "data.on_device": True}, "data.on_device=False"),
+    ({"optimizer.eps": 0.0}, r"config.optimizer.eps must be > 0"),
+])
+def test_bad_fields_fail_at_task_construction(dotted, match):
+  with pytest.raises(ValueError, match=match):
+    tasks.build(tiny_config(**dotted), local_device_count=1, process_count=1)
+
+
+def test_config_protocol_fields():
+  c = cifar_study.get_config("blocks=50,seed=2")
+  assert (c.model.name, c.batch_size, c.patch_size, c.total_steps) == ("study_cnn", 32, 32,
+                                                                       25_000)
+  assert c.corruption == [{"name": "study_blocks", "num_blocks": 50}] and c.seed == 2
+  assert c.corruption_fixed_per_image and not c.data.augment
+  assert (c.optimizer.learning_rate, c.optimizer.eps, c.optimizer.schedule) == (1e-3, 1e-7,
+                                                                                "constant")
+  assert c.eval.ssim_convention == "study" and c.data.train.endswith("train_[0-3].npz")
+  assert c.data.eval.endswith("train_4.npz")
+  assert cifar_study.get_config("test").data.eval.endswith("test.npz")
+  with pytest.raises(ValueError, match=r"cifar_study: blocks=20; allowed: \[10, 50, 100\]"):
+    cifar_study.get_config("blocks=20")
+
+
+@pytest.mark.skipif(not HAVE_CIFAR, reason="CIFAR-10 npz not beside the repo")
+def test_the_split_is_keras_validation_split_0_2():
+  """Shards sort as train_0..4: shards 0-3 are the first 40,000, train_4 the last 10,000."""
+  train_part = sources.open_source(cifar_study.TRAIN, 3)
+  everything = sources.open_source(f"npz:{cifar_study.CIFAR}/train_*.npz", 3)
+  validation = sources.open_source(cifar_study.VALIDATION, 3)
+  assert (len(train_part), len(validation), len(everything)) == (40_000, 10_000, 50_000)
+  names = [everything.name(i) for i in range(50_000)]
+  assert [train_part.name(i) for i in range(40_000)] == names[:40_000]
+  assert [validation.name(i) for i in range(10_000)] == names[40_000:]
+  assert len(sources.open_source(cifar_study.TEST, 3)) == 10_000
+
+
+def test_quick_config_trains_three_steps_and_evals_in_both_conventions(tmp_path):
+  write_npz(tmp_path / "train.npz", 12)
+  write_npz(tmp_path / "test.npz", 4, seed=1)
+  c = override(cifar_study.get_config("quick"), **{
+      "data.train": f"npz:{tmp_path}/train.npz", "data.eval": f"npz:{tmp_path}/test.npz",
+      "batch_size": 4, "total_steps": 3, "eval_every_steps": 3, "checkpoint_every_steps": 3,
+      "log_every_steps": 1, "data.eval_batch_size": 4, "model.kwargs": {"features": 8},
+      "eval.num_grid_images": 0})
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(c, workdir, devices=jax.local_devices()[:1])
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    events = [json.loads(line) for line in f]
+  assert [e["step"] for e in events if e["kind"] == "train"] == [1, 2, 3]
+  assert all(np.isfinite(e["loss"]) for e in events if e["kind"] == "train")
+  rows = []
+  for conv in ("study", "standard"):
+    rows += evaluate.run(override(c, **{"eval.ssim_convention": conv}), workdir, step=3,
+                          devices=jax.local_devices()[:1])
+  assert sorted(r["convention"] for r in rows) == ["rgb", "rgb_ssimstudy"]
+  by = {r["convention"]: r for r in rows}
+  assert by["rgb"]["psnr"] == pytest.approx(by["rgb_ssimstudy"]["psnr"])
+  assert by["rgb"]["ssim"] != by["rgb_ssimstudy"]["ssim"]
+  assert all(r["checkpoint"] == "latest" and r["n_images"] == 4 for r in rows)
