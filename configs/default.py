@@ -54,6 +54,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                       # autoregressive: a PixelCNN (model.name='pixelcnn')
                                       # learns p(clean | corrupted) by exact NLL (config.loss
                                       # unused); configs/pixelcnn.py
+                                      # ffdnet: noisy image + its noise-level map -> FFDNet
+                                      #   (model.name='ffdnet'); the map is that of the
+                                      #   corruption's one gaussian_noise(_map) step;
+                                      #   configs/ffdnet.py
   c.inpaint = ml_collections.ConfigDict()
   c.inpaint.valid_weight = 0.1        # inpaint(_adversarial): loss weight on the known
                                       # pixels (holes: 1)
@@ -98,7 +102,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   # --- Task: corruption chain and loss --------------------------------------------------------
   # A list of {'name': ..., **params} dicts for restoration.corruptions.chain, applied in order
-  # on the device inside the train step, freshly drawn every step.
+  # on the device inside the train step, freshly drawn every step. gaussian_noise_map is
+  # gaussian_noise with a noise-level map (spatial=True: a smooth random sigma field;
+  # map_sigma=N: the map claims sigma N instead of the truth, for eval levels of task ffdnet).
   c.corruption = [{"name": "gaussian_noise", "sigma": 25.0}]
   # Loss: name -> weight; the total is the weighted sum. Names: mse, l1, charbonnier, ssim
   # (ssim means 1 - SSIM), perceptual (the VGG loss of config.perceptual; training only: the

@@ -5,6 +5,9 @@ constructor (a `functools.partial` of the module class with that name's preset f
 
   cnn       `CNN`: plain 3x3 conv + ReLU stack (depth 9, 36 ch, 83,883 params RGB)
   dncnn     `DnCNN`: DnCNN-S, 17 layers, 64 ch, BN, residual noise prediction
+  ffdnet    `FFDNet`: 2x2 sub-pixel split + noise-level map input, 15 layers, 64 ch, BN;
+            __call__(x, sigma=None, *, train): sigma per image or a map (models/ffdnet.py);
+            None: x carries the map as its last channel (the ffdnet task's packed input)
   unet      `UNet`, the configurable class (quick configs set its widths); its default
             bottleneck is 2x the deepest level, so at default widths it equals unet1024
   unet512   `UNet` with bottleneck=512 (the founding ablation's narrow variant)
@@ -46,6 +49,7 @@ import jax.numpy as jnp
 from restoration.models.cnn import CNN
 from restoration.models.cvt import CvT
 from restoration.models.dncnn import DnCNN
+from restoration.models.ffdnet import FFDNet
 from restoration.models.patchgan import PatchGAN
 from restoration.models.pixelcnn import PixelCNN
 from restoration.models.unet import UNet, unet_param_count
@@ -55,6 +59,7 @@ from restoration.models.vgg_unet import VggUNet
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "cnn": functools.partial(CNN),
     "dncnn": functools.partial(DnCNN),
+    "ffdnet": functools.partial(FFDNet),
     "unet": functools.partial(UNet),
     "unet512": functools.partial(UNet, bottleneck=512),
     "unet1024": functools.partial(UNet, bottleneck=1024),
@@ -118,5 +123,5 @@ def get_model(name: str, **overrides: Any) -> nn.Module:
   return ctor(**overrides)
 
 
-__all__ = ["MODELS", "get_model", "model_fields", "spatial_multiple", "CNN", "DnCNN", "UNet",
+__all__ = ["MODELS", "get_model", "model_fields", "spatial_multiple", "CNN", "DnCNN", "FFDNet", "UNet",
            "PatchGAN", "CvT", "VggUNet", "VGG19", "PixelCNN", "unet_param_count"]
