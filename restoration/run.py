@@ -38,6 +38,9 @@ def main(mode: str, config: ml_collections.ConfigDict | None, workdir: str, *,
          sweep_emit: str = "none", config_path: str | None = None,
          from_path: str | None = None, sigma: float | None = None,
          sigma_map: str | None = None) -> None:
+  if (sigma is not None or sigma_map) and mode != "restore":
+    raise ValueError(f"--sigma/--sigma_map apply to --mode=restore (of an FFDNet run), not "
+                     f"--mode={mode}")
   logging.get_absl_handler().addFilter(_QuietLibraries())
   hide_tensorflow_from_accelerators()
   host_memory.configure()   # like distributed, before any JAX call starts the backend
@@ -46,9 +49,6 @@ def main(mode: str, config: ml_collections.ConfigDict | None, workdir: str, *,
     if mode in ("train", "sweep", "import"):
       raise ValueError(f"--config is required for --mode={mode}")
     config = run_log.read_config(workdir)
-  if (sigma is not None or sigma_map) and mode != "restore":
-    raise ValueError(f"--sigma/--sigma_map apply to --mode=restore (of an FFDNet run), not "
-                     f"--mode={mode}")
   if mode in ("eval", "restore"):  # train checks in train_and_evaluate; sweep has its own
     config_fields.check(config, config_path or os.path.join(workdir, "config.json"))
   logging.info("mode=%s workdir=%s", mode, workdir)
