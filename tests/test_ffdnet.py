@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from configs import ffdnet as ffdnet_config
-from restoration import (corruptions, eval_mode, ffdnet_weights, import_mode, models,
-                         noise_level, restore, run, tasks)
+from restoration import (corruptions, eval_mode, ffdnet_weights, import_mode, models, restore,
+                         run, tasks)
 from restoration.models import ffdnet
 from tests.test_pretrained import _char, _matlab
 from tests.tiny import override, straight_and_resumed
