@@ -3,6 +3,7 @@
   python launch.py --config=configs/unet1024.py --workdir=runs/unet1024             # train
   python launch.py --mode=eval --config=configs/unet1024.py --workdir=runs/unet1024  # evaluate
   python launch.py --mode=restore --workdir=runs/unet1024 --input='photos/*.png' --output=out/
+  python launch.py --mode=restore --workdir=runs/ffdnet --sigma=25 --input=noisy.png --output=out/
   python launch.py --mode=sweep --config=configs/sweeps/unet_bottleneck.py:quick --workdir=runs/ub
   python launch.py --mode=import --config=configs/dncnn.py --from=W.mat --workdir=runs/dncnn_pub
   python launch.py --mode=configs                      # every config, its purpose and arguments
@@ -32,6 +33,10 @@ flags.DEFINE_integer("step", None, "eval/restore: checkpoint step (default: the 
 flags.DEFINE_string("input", None, "restore: an image file, a folder or a glob.")
 flags.DEFINE_string("output", None, "restore: output folder (inputs are never overwritten).")
 flags.DEFINE_bool("overwrite", False, "restore: replace existing output files.")
+flags.DEFINE_float("sigma", None, "restore, FFDNet runs: the noise level on the 0-255 scale "
+                   "(default: estimated per image).")
+flags.DEFINE_string("sigma_map", None, "restore, FFDNet runs: a grayscale image of the "
+                    "input's size whose gray level (0-255) is the sigma at each pixel.")
 flags.DEFINE_enum("sweep_emit", "none", ["none", "slurm"],
                   "sweep: run every run here (none) or write a SLURM job array (slurm).")
 flags.DEFINE_string("from", None, "import: published weights to import (a DnCNN .mat file).")
@@ -59,7 +64,8 @@ def _run(overrides):
   from restoration import modes  # pylint: disable=g-import-not-at-top
   modes.main(FLAGS.mode, config, FLAGS.workdir, step=FLAGS.step, input_path=FLAGS.input,
            output_dir=FLAGS.output, overwrite=FLAGS.overwrite, sweep_emit=FLAGS.sweep_emit,
-           config_path=config_path, from_path=FLAGS["from"].value)
+           config_path=config_path, from_path=FLAGS["from"].value, sigma=FLAGS.sigma,
+           sigma_map=FLAGS.sigma_map)
 
 
 if __name__ == "__main__":

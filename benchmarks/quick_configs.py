@@ -24,6 +24,7 @@ CASES = (
     "unet512.py:quick", "unet512.py:quick,levin",
     "dncnn.py:quick", "dncnn.py:quick,sigma=15", "dncnn.py:quick,sigma=50",
     "dncnn.py:quick,blind", "dncnn.py:quick,color", "dncnn.py:quick,blind,color",
+    "ffdnet.py:quick", "ffdnet.py:quick,color,spatial", "ffdnet.py:quick,clip,kair",
     "cnn_blocks.py:quick", "cnn_blocks.py:quick,blocks=50", "cnn_blocks.py:quick,blocks=100",
     "cifar_study.py:quick", "cifar_study.py:quick,blocks=100,seed=1,test",
     "lowlight.py:quick", "lowlight.py:quick,amount=0.05",

@@ -57,6 +57,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                       # autoregressive: a PixelCNN (model.name='pixelcnn')
                                       # learns p(clean | corrupted) by exact NLL (config.loss
                                       # unused); configs/pixelcnn.py
+                                      # ffdnet: noisy image + its noise-level map -> FFDNet
+                                      #   (model.name='ffdnet'); the map is that of the
+                                      #   corruption's one gaussian_noise(_map) step;
+                                      #   configs/ffdnet.py
   c.inpaint = ml_collections.ConfigDict()
   c.inpaint.valid_weight = 0.1        # inpaint(_adversarial): loss weight on the known
                                       # pixels (holes: 1)
@@ -102,7 +106,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # --- Task: corruption chain and loss --------------------------------------------------------
   # A list of {'name': ..., **params} dicts for restoration.corruptions.chain, applied in order
   # on the device inside the train step, freshly drawn every step (unless
-  # corruption_fixed_per_image).
+  # corruption_fixed_per_image). gaussian_noise_map is gaussian_noise with a noise-level map
+  # (spatial=True: a smooth random sigma field; map_sigma=N: the map claims sigma N instead of
+  # the truth, for eval levels of task ffdnet).
   c.corruption = [{"name": "gaussian_noise", "sigma": 25.0}]
   # True: each training IMAGE keeps one corruption for the whole run, drawn with the key
   # fold_in(fold_in(fold_in(key(seed), FIXED_CORRUPT_ROOT), 1), source index)

@@ -20,6 +20,7 @@ ARGS = {
     "unet1024.py": ["", "quick", "levin"],
     "unet512.py": ["", "quick"],
     "dncnn.py": ["", "quick", "sigma=50", "blind", "color", "quick,sigma=15"],
+    "ffdnet.py": ["", "quick", "color", "clip", "spatial", "kair", "quick,color,spatial"],
     "cnn_blocks.py": ["", "quick", "blocks=50", "blocks=100"],
     "cifar_study.py": ["", "quick", "blocks=50", "blocks=100,seed=2", "quick,test"],
     "lowlight.py": ["", "quick", "amount=0.05"],

@@ -21,6 +21,7 @@ CASES = {
     "random_blocks": dict(num_blocks=6, block_size=(3, 9), fill="noise"),
     "study_blocks": dict(num_blocks=20),
     "gaussian_noise": dict(sigma=(5.0, 50.0)),
+    "gaussian_noise_map": dict(sigma=(5.0, 50.0), spatial=True),
     "salt_and_pepper": dict(amount=(0.05, 0.3), salt_ratio=0.5),
     "poisson_noise": dict(peak=(5.0, 60.0)),
     "speckle_noise": dict(sigma=(0.05, 0.3)),

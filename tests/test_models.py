@@ -88,7 +88,7 @@ def _param_count(name, channels=3, size=64, **kw):
 
 def test_registry_names():
   assert set(MODELS) == {"cnn", "dncnn", "unet", "unet512", "unet1024", "patchgan", "cvt",
-                         "vgg_unet", "pixelcnn", "study_cnn"}
+                         "vgg_unet", "pixelcnn", "study_cnn", "ffdnet"}
   assert get_model("unet512").bottleneck == 512
   assert get_model("unet1024").bottleneck == 1024
   assert get_model("unet", features=16, depth=3).features == 16

@@ -23,21 +23,25 @@ Data contract
 
 Config specs: `chain([{'name': 'gaussian_noise', 'sigma': 25.0}, ...])` ->
 `(key, images) -> (corrupted, mask)`; `CORRUPTIONS` is the name -> function registry.
+`chain(specs, noise_map=True)` also returns the noise-level map (FFDNet's input; noise_map.py).
 """
 
 from restoration.corruptions._common import per_image_keys
 from restoration.corruptions.blocks import random_blocks
 from restoration.corruptions.blur import (DEFAULT_KERNEL_DIR, blur, gaussian_blur, line_kernel,
                                           load_kernel, motion_blur)
-from restoration.corruptions.chain import CORRUPTIONS, MASKING, chain, per_example, validate
+from restoration.corruptions.chain import (CORRUPTIONS, MASKING, NOISE_LEVEL, chain, per_example,
+                                           validate, with_noise_map)
 from restoration.corruptions.jpeg import jpeg
+from restoration.corruptions.noise_map import gaussian_noise_map
 from restoration.corruptions.noise import (gaussian_noise, grayscale, low_light, poisson_noise,
                                            salt_and_pepper, speckle_noise)
 from restoration.corruptions.study_blocks import study_block_centres, study_blocks
 
 __all__ = [
-    "CORRUPTIONS", "DEFAULT_KERNEL_DIR", "MASKING", "blur", "chain", "gaussian_blur", "per_example",
-    "gaussian_noise", "grayscale", "jpeg", "line_kernel", "load_kernel", "low_light",
+    "CORRUPTIONS", "DEFAULT_KERNEL_DIR", "MASKING", "NOISE_LEVEL", "blur", "chain",
+    "gaussian_blur", "per_example", "gaussian_noise", "gaussian_noise_map", "grayscale",
+    "with_noise_map", "jpeg", "line_kernel", "load_kernel", "low_light",
     "motion_blur", "per_image_keys", "poisson_noise", "random_blocks", "salt_and_pepper",
     "speckle_noise", "study_block_centres", "study_blocks", "validate",
 ]

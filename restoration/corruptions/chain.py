@@ -19,6 +19,7 @@ from restoration.corruptions.blur import blur, gaussian_blur, motion_blur
 from restoration.corruptions.jpeg import CHECKS as _JPEG_CHECKS
 from restoration.corruptions.jpeg import jpeg
 from restoration.corruptions.noise import CHECKS as _NOISE_CHECKS
+from restoration.corruptions import noise_map as _noise_map
 from restoration.corruptions.noise import (gaussian_noise, grayscale, low_light, poisson_noise,
                                            salt_and_pepper, speckle_noise)
 from restoration.corruptions.study_blocks import CHECKS as _STUDY_CHECKS
@@ -37,12 +38,16 @@ CORRUPTIONS: dict[str, Callable[..., Any]] = {
     "motion_blur": motion_blur,
     "grayscale": grayscale,
     "jpeg": jpeg,
+    _noise_map.NAME: _noise_map.gaussian_noise_map,
 }
-_CHECKS = {**_BLOCK_CHECKS, **_STUDY_CHECKS, **_NOISE_CHECKS, **_BLUR_CHECKS, **_JPEG_CHECKS}
+_CHECKS = {**_BLOCK_CHECKS, **_STUDY_CHECKS, **_NOISE_CHECKS, **_BLUR_CHECKS, **_JPEG_CHECKS,
+           **_noise_map.CHECKS}
 assert set(_CHECKS) == set(CORRUPTIONS)
 
 # Steps whose destroyed pixels `chain` reports in its mask (it sets return_mask=True on them).
 MASKING = ("random_blocks", "study_blocks", "salt_and_pepper")
+# Steps whose noise-level map `chain(..., noise_map=True)` reports (at most one per chain).
+NOISE_LEVEL = ("gaussian_noise", _noise_map.NAME)
 
 Spec = Mapping[str, Any]
 Chain = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
@@ -89,10 +94,11 @@ def validate(specs: Sequence[Spec], image_shape: tuple[int, int] | None = None
       raise ValueError(f"chain: unknown corruption name {name!r} (spec {position}); "
                        f"valid names: {sorted(CORRUPTIONS)}")
     allowed = _keyword_params(CORRUPTIONS[name])
-    if "return_mask" in params:
-      raise ValueError(f"{name}: parameter 'return_mask' is set by chain, which always "
-                       f"returns the mask; remove it from the spec")
-    allowed.pop("return_mask", None)
+    for flag in ("return_mask", "return_map"):
+      if flag in params:
+        raise ValueError(f"{name}: parameter {flag!r} is set by chain, which returns the "
+                         f"mask (and the noise map when asked); remove it from the spec")
+      allowed.pop(flag, None)
     unknown = sorted(set(params) - set(allowed))
     if unknown:
       raise ValueError(f"{name}: unknown parameter(s) {unknown}; allowed parameters: "
@@ -107,12 +113,20 @@ def validate(specs: Sequence[Spec], image_shape: tuple[int, int] | None = None
       full["return_mask"] = True
     checked = _CHECKS[name](full, image_shape)
     checked.pop("return_mask", None)
+    checked.pop("return_map", None)
     steps.append((name, checked))
   return steps
 
 
-def chain(specs: Sequence[Spec], image_shape: tuple[int, int] | None = None) -> Chain:
+def chain(specs: Sequence[Spec], image_shape: tuple[int, int] | None = None, *,
+          noise_map: bool = False) -> Chain:
   """Builds `(key, images) -> (corrupted, mask)` applying the specs in order.
+
+  noise_map=True: `(key, images) -> (corrupted, mask, level)`, level (N, H, W, 1) the map of
+  the chain's one gaussian_noise / gaussian_noise_map step (0-1 scale, what FFDNet is fed; its
+  `map_sigma` when set), zeros without one; the corrupted images are the same as without it.
+  ValueError when the chain has more than one such step. The returned function's `specs`
+  attribute holds `specs`, so a chain can be rebuilt with the map (`with_noise_map`).
 
   All checks (see `validate`) run here, before anything is traced. The mask is float
   (N, H, W, 1) in the images' dtype: 1 where a step destroyed content (random_blocks,
@@ -125,10 +139,14 @@ def chain(specs: Sequence[Spec], image_shape: tuple[int, int] | None = None) -> 
   loop `chain_fn(keys[i:i + 1], images[i:i + 1])` reproduces the batch call.
   """
   steps = validate(specs, image_shape)
+  if noise_map and sum(name in NOISE_LEVEL for name, _ in steps) > 1:
+    raise ValueError(f"chain: a noise-level map needs at most one of {NOISE_LEVEL} steps, "
+                     f"got {[name for name, _ in steps]}")
 
-  def apply(key: jax.Array, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+  def apply(key: jax.Array, images: jax.Array) -> tuple[jax.Array, ...]:
     key = as_key(key)
     mask = jnp.zeros(images.shape[:3] + (1,), images.dtype)
+    level = mask
     for s, (name, params) in enumerate(steps):
       if key.ndim == 0:
         step_key = jax.random.fold_in(key, s)
@@ -137,11 +155,21 @@ def chain(specs: Sequence[Spec], image_shape: tuple[int, int] | None = None) -> 
       if name in MASKING:
         images, step_mask = CORRUPTIONS[name](step_key, images, **params, return_mask=True)
         mask = jnp.maximum(mask, step_mask.astype(mask.dtype))
+      elif noise_map and name in NOISE_LEVEL:
+        images, level = _noise_map.gaussian_noise_map(
+            step_key, images, **_noise_map.as_map_step(name, params), return_map=True)
       else:
         images = CORRUPTIONS[name](step_key, images, **params)
-    return images, mask
+    return (images, mask, level) if noise_map else (images, mask)
 
+  apply.specs = list(specs)
+  apply.image_shape = image_shape
   return apply
+
+
+def with_noise_map(corrupt: Chain) -> Chain:
+  """The same chain as `corrupt` (built by `chain`), also returning the noise-level map."""
+  return chain(corrupt.specs, corrupt.image_shape, noise_map=True)
 
 
 def per_example(corrupt: Chain, key: jax.Array, images: jax.Array,

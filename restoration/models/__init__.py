@@ -7,6 +7,9 @@ constructor (a `functools.partial` of the module class with that name's preset f
   study_cnn `StudyCNN`: the CIFAR-10 block study's Keras net, conv64 + conv64 + 3x3
             transposed conv + sigmoid, glorot init (40,451 params RGB)
   dncnn     `DnCNN`: DnCNN-S, 17 layers, 64 ch, BN, residual noise prediction
+  ffdnet    `FFDNet`: 2x2 sub-pixel split + noise-level map input, 15 layers, 64 ch, BN;
+            __call__(x, sigma=None, *, train): sigma per image or a map (models/ffdnet.py);
+            None: x carries the map as its last channel (the ffdnet task's packed input)
   unet      `UNet`, the configurable class (quick configs set its widths); its default
             bottleneck is 2x the deepest level, so at default widths it equals unet1024
   unet512   `UNet` with bottleneck=512 (the founding ablation's narrow variant)
@@ -48,6 +51,7 @@ import jax.numpy as jnp
 from restoration.models.cnn import CNN
 from restoration.models.cvt import CvT
 from restoration.models.dncnn import DnCNN
+from restoration.models.ffdnet import FFDNet
 from restoration.models.patchgan import PatchGAN
 from restoration.models.pixelcnn import PixelCNN
 from restoration.models.study_cnn import StudyCNN
@@ -59,6 +63,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "cnn": functools.partial(CNN),
     "study_cnn": functools.partial(StudyCNN),
     "dncnn": functools.partial(DnCNN),
+    "ffdnet": functools.partial(FFDNet),
     "unet": functools.partial(UNet),
     "unet512": functools.partial(UNet, bottleneck=512),
     "unet1024": functools.partial(UNet, bottleneck=1024),
@@ -122,5 +127,6 @@ def get_model(name: str, **overrides: Any) -> nn.Module:
   return ctor(**overrides)
 
 
-__all__ = ["MODELS", "get_model", "model_fields", "spatial_multiple", "CNN", "DnCNN", "UNet",
-           "PatchGAN", "CvT", "VggUNet", "VGG19", "PixelCNN", "StudyCNN", "unet_param_count"]
+__all__ = ["MODELS", "get_model", "model_fields", "spatial_multiple", "CNN", "DnCNN", "FFDNet",
+           "UNet", "PatchGAN", "CvT", "VggUNet", "VGG19", "PixelCNN", "StudyCNN",
+           "unet_param_count"]

@@ -46,7 +46,11 @@ def main(mode: str, config: ml_collections.ConfigDict | None, workdir: str, *,
          step: int | None = None, input_path: str | None = None,
          output_dir: str | None = None, overwrite: bool = False,
          sweep_emit: str = "none", config_path: str | None = None,
-         from_path: str | None = None) -> None:
+         from_path: str | None = None, sigma: float | None = None,
+         sigma_map: str | None = None) -> None:
+  if (sigma is not None or sigma_map) and mode != "restore":
+    raise ValueError(f"--sigma/--sigma_map apply to --mode=restore (of an FFDNet run), not "
+                     f"--mode={mode}")
   logging.get_absl_handler().addFilter(_QuietLibraries())
   hide_tensorflow_from_accelerators()
   host_memory.configure()   # like distributed, before any JAX call starts the backend
@@ -68,7 +72,8 @@ def main(mode: str, config: ml_collections.ConfigDict | None, workdir: str, *,
     if not input_path or not output_dir:
       raise ValueError("--mode=restore needs --input (file, folder or glob) and --output")
     from restoration.modes import restore  # pylint: disable=g-import-not-at-top
-    restore.run(config, workdir, input_path, output_dir, step=step, overwrite=overwrite)
+    restore.run(config, workdir, input_path, output_dir, step=step, overwrite=overwrite,
+                sigma=sigma, sigma_map=sigma_map)
   elif mode == "sweep":
     from restoration.modes import sweep  # pylint: disable=g-import-not-at-top
     sweep.run(config, workdir, config_path=config_path, emit=sweep_emit)

@@ -14,6 +14,10 @@ through `any_size.apply`. Models that pad internally anyway (U-Net, CvT: `infere
 compiles only a few times; models without such a multiple (CNN, DnCNN) run every image at its
 own size, so the borders see the model's own zero padding and the output is exactly the
 network's (one compilation per distinct size).
+
+FFDNet runs (task 'ffdnet') also take the noise level: `sigma` (0-255), a grayscale
+`sigma_map` file, or an estimate per image (restoration.modes.noise_level); it is appended to the
+image as the model's map channel.
 """
 
 import functools
@@ -35,6 +39,7 @@ from restoration.eval import evaluator
 from restoration.image_files import reading
 from restoration.image_files import writing
 from restoration import image_ops
+from restoration.modes import noise_level
 from restoration import tasks
 
 DEFAULT_BUCKET = 32
@@ -46,14 +51,18 @@ def restore_image(
     *,
     inference,
     bucket: int | None = DEFAULT_BUCKET,
+    level=None,
 ) -> np.ndarray:
   """One float HWC image in [0, 1] (1 or 3 channels) -> restored, same shape, clipped.
 
   `apply(x)`: the jitted model with its variables bound; `inference`: the run's
-  `tasks.Inference` (channels, spatial multiple, tile / ensemble options).
+  `tasks.Inference` (channels, spatial multiple, tile / ensemble options); `level(x)`: the
+  noise-level map [H, W, 1] appended to the model-channel image x (FFDNet), or None.
   """
   o = inference.options
   x = image_ops.to_channels(np.asarray(image, np.float32), inference.channels)
+  if level is not None:
+    x = np.concatenate([x, level(x)], axis=-1)
   y = any_size.apply(apply, x, multiple=inference.multiple, tile=o.tile,
                      overlap=o.tile_overlap, self_ensemble=o.self_ensemble,
                      bucket=bucket if o.tile <= 0 and inference.multiple > 1 else None)
@@ -182,6 +191,8 @@ def run(
     step: int | None = None,
     overwrite: bool = False,
     bucket: int | None = DEFAULT_BUCKET,
+    sigma: float | None = None,
+    sigma_map: str | None = None,
 ) -> list[str]:
   """Restores every image named by `input_path` (file, folder or glob) into `output_dir`.
 
@@ -202,6 +213,9 @@ def run(
   if inference.needs_mask:
     raise ValueError(f"{workdir!r} is a {trained.meta['task']!r} checkpoint: its model also "
                      "needs the damage mask, which users' images do not carry")
+  noise_level.check_flags(inference, trained.meta, workdir, sigma, sigma_map)
+  levels = (noise_level.level_fn(sigma, sigma_map)
+            if getattr(inference, "noise_level_input", False) else None)
   if jax.process_index() != 0:  # restore mode is single-process work; the others idle
     return []
   apply = functools.partial(jit_predict(inference), jax.device_put(trained.variables))
@@ -217,7 +231,8 @@ def run(
       logging.warning("restore: skipping unreadable %s: %s", src, e)
       continue
     converted += image.shape[-1] != inference.channels
-    restored = restore_image(apply, image, inference=inference, bucket=bucket)
+    level = None if levels is None else functools.partial(levels, src)
+    restored = restore_image(apply, image, inference=inference, bucket=bucket, level=level)
     written.append(writing.write_image(dst, restored, info, overwrite=overwrite))
   if converted:
     logging.warning("restore: %d input(s) did not have the model's %d channel(s); they were "

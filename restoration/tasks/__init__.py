@@ -7,6 +7,7 @@
   inpaint      fill the chain's holes given the image and its mask
   inpaint_adversarial  inpaint's network, input and loss as pix2pix's generator against a
                conditional PatchGAN judging the filled image (config.adversarial)
+  ffdnet       denoising with the noise-level map as a second input (model 'ffdnet')
   autoregressive  a PixelCNN learns p(clean | corrupted) by exact NLL; decodes to restore
 
 `config.task` picks one; see `restoration.tasks.base` for what a task owns.
@@ -19,6 +20,7 @@ import ml_collections
 from restoration.tasks.adversarial import AdversarialTask
 from restoration.tasks.base import DISCRIMINATORS, Inference, Task, build_restorer
 from restoration.tasks.autoregressive import AutoregressiveTask
+from restoration.tasks.ffdnet import FFDNetTask
 from restoration.tasks.inpaint import InpaintAdversarialTask, InpaintTask
 from restoration.tasks.mask import MaskTask
 from restoration.tasks.supervised import PairedTask, SupervisedTask
@@ -31,6 +33,7 @@ TASKS: dict[str, type[Task]] = {
     "inpaint": InpaintTask,
     "inpaint_adversarial": InpaintAdversarialTask,
     "autoregressive": AutoregressiveTask,
+    "ffdnet": FFDNetTask,
 }
 
 
