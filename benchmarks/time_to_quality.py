@@ -93,7 +93,7 @@ def train(workdir: str) -> list[dict]:
   return records
 
 
-def evaluate(workdir: str, records: list[dict]) -> None:
+def score(workdir: str, records: list[dict]) -> None:
   """Adds psnr/ssim/input_psnr to each record (BSD68-style: whole images, uint8 output)."""
   sys.path.insert(0, ROOT)
   from restoration import cli  # pylint: disable=g-import-not-at-top
@@ -164,7 +164,7 @@ def main(argv):
   else:
     records = train(FLAGS.workdir)
     _save(FLAGS.workdir, records)
-  evaluate(FLAGS.workdir, records)
+  score(FLAGS.workdir, records)
   print(table(FLAGS.workdir, records), flush=True)
 
 
