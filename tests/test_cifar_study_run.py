@@ -15,7 +15,7 @@ from restoration.modes import evaluate
 from restoration.runtime import parallel
 from restoration import tasks
 from restoration.modes import train
-from restoration.data import sources
+from restoration.data import specs
 from tests.tiny import override, tiny_config
 
 HAVE_CIFAR = os.path.isdir(cifar_study.CIFAR)
@@ -31,7 +31,7 @@ def write_npz(path, n, hw=32, seed=0):
 
 def test_train_data_with_index_names_each_crops_source_image(tmp_path):
   images = write_npz(tmp_path / "a.npz", 10, hw=8)
-  src = sources.open_source(f"npz:{tmp_path}/a.npz", 3)
+  src = specs.open_source(f"npz:{tmp_path}/a.npz", 3)
   it = data.TrainData(src, seed=3, batch_size=4, patch_size=8, augment=False, pad_small=False,
                       process_index=0, process_count=1, local_device_count=2,
                       with_index=True)
@@ -118,14 +118,14 @@ def test_config_protocol_fields():
 @pytest.mark.skipif(not HAVE_CIFAR, reason="CIFAR-10 npz not beside the repo")
 def test_the_split_is_keras_validation_split_0_2():
   """Shards sort as train_0..4: shards 0-3 are the first 40,000, train_4 the last 10,000."""
-  train_part = sources.open_source(cifar_study.TRAIN, 3)
-  everything = sources.open_source(f"npz:{cifar_study.CIFAR}/train_*.npz", 3)
-  validation = sources.open_source(cifar_study.VALIDATION, 3)
+  train_part = specs.open_source(cifar_study.TRAIN, 3)
+  everything = specs.open_source(f"npz:{cifar_study.CIFAR}/train_*.npz", 3)
+  validation = specs.open_source(cifar_study.VALIDATION, 3)
   assert (len(train_part), len(validation), len(everything)) == (40_000, 10_000, 50_000)
   names = [everything.name(i) for i in range(50_000)]
   assert [train_part.name(i) for i in range(40_000)] == names[:40_000]
   assert [validation.name(i) for i in range(10_000)] == names[40_000:]
-  assert len(sources.open_source(cifar_study.TEST, 3)) == 10_000
+  assert len(specs.open_source(cifar_study.TEST, 3)) == 10_000
 
 
 def test_quick_config_trains_three_steps_and_evals_in_both_conventions(tmp_path):
