@@ -12,7 +12,7 @@ used as stored: MATLAB [H, W, C_in, C_out] is HWIO.
   model = models.get_model('ffdnet', **model_config['kwargs'])
   denoised = model.apply(variables, noisy, 25 / 255, train=False)
 
-The v7.3 HDF5 reading (char arrays, reversed axes) is `restoration.pretrained`'s.
+The v7.3 HDF5 reading (char arrays, reversed axes) is `restoration.weights.dncnn`'s.
 """
 
 from __future__ import annotations
