@@ -33,10 +33,11 @@ import time
 
 import ml_collections
 
+from restoration import cli
 from restoration.sweeps import report
 from restoration.sweeps import spec
 
-LAUNCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "launch.py")
+LAUNCH = os.path.join(cli.ROOT, "launch.py")
 EMITS = ("none", "slurm")
 
 
