@@ -37,3 +37,9 @@ def interleaved(runs: Mapping[Hashable, Callable[[], float]], rounds: int,
     for k, run in runs.items():
       times[k].append(run())
   return times
+
+
+def ms_text(seconds: float) -> str:
+  """Milliseconds for a table: 3 significant digits below 100 ms (GPU steps), whole above."""
+  ms = seconds * 1e3
+  return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"

@@ -213,7 +213,10 @@ def main(argv):
   rows = []
   for dtype in dtypes:
     for name in models:
-      rows += bench(name, dtype, device)
+      new = bench(name, dtype, device)
+      for r in new:                      # as they come: a run cut short keeps what it measured
+        print(json.dumps({k: v for k, v in r.items() if k != "times"}), flush=True)
+      rows += new
   print("\n| model | dtype | batch | variant | step ms | / best torch | note |")
   print("|---|---|---:|---|---:|---:|---|")
   for r in rows:
@@ -221,7 +224,7 @@ def main(argv):
       print(f"| {r['model']} | {r['dtype']} | | {r['variant']} | | | {r['note']} |")
     else:
       print(f"| {r['model']} | {r['dtype']} | {r['batch']} | {r['variant']} | "
-            f"{r['step_s'] * 1e3:.0f} | {r['vs_best_torch']:.2f} | {r['note']} |")
+            f"{timing.ms_text(r['step_s'])} | {r['vs_best_torch']:.2f} | {r['note']} |")
   print(f"\ntorch {torch.__version__} ({device}, {torch.get_num_threads()} threads), jax "
         f"{train_step.jax.__version__}; load average before {load0[0]:.2f}, after "
         f"{os.getloadavg()[0]:.2f}; host memory {train_step.host_memory.mode()} (applied: "

@@ -49,6 +49,9 @@ _DATA = os.path.normpath(os.path.join(_HERE, "..", "..", "shared", "data", "deno
 # TF32 (GPU CUDA cores). TPUs run float32 matmuls as bf16 passes: the bf16 peak is used.
 PEAK_TFLOPS = {
     "h100-sxm": {"bfloat16": 989.0, "float32": 67.0},
+    # H200 SXM: the H100's arithmetic. float32 here is TF32 tensor-core math (dense 495), the
+    # default for float32 convolutions of both XLA and cuDNN/PyTorch on this chip.
+    "h200": {"bfloat16": 989.0, "float32": 495.0},
     "a100": {"bfloat16": 312.0, "float32": 19.5},
     "tpu-v4": {"bfloat16": 275.0, "float32": 275.0},
     "tpu-v5e": {"bfloat16": 197.0, "float32": 197.0},
@@ -201,7 +204,7 @@ def markdown(rows) -> str:
   for r in rows:
     pr = r["pipeline_over_resident"]
     out.append(f"| {r['model']} | {r['dtype']} | {r['batch']} | {r['fast_cpu_conv']} | "
-               f"{r['step_s'] * 1e3:.0f} | {r['steps_per_s']:.2f} | {r['images_per_s']:.1f} | "
+               f"{timing.ms_text(r['step_s'])} | {r['steps_per_s']:.2f} | {r['images_per_s']:.1f} | "
                f"{r['compile_s']:.1f} | {r['gflop']:.1f} | {r['tflops']:.3f} | "
                f"{100 * r['mfu']:.1f} | {r['temp_mib']:.0f} | "
                f"{'' if pr is None else f'{pr:.2f}'} |")

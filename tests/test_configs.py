@@ -19,7 +19,8 @@ CONFIGS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "conf
 ARGS = {
     "unet1024.py": ["", "quick", "levin"],
     "unet512.py": ["", "quick"],
-    "dncnn.py": ["", "quick", "sigma=50", "blind", "color", "quick,sigma=15"],
+    "dncnn.py": ["", "quick", "sigma=50", "blind", "color", "quick,sigma=15", "kair", "cpu=60",
+                 "gpu=5"],
     "ffdnet.py": ["", "quick", "color", "clip", "spatial", "kair", "quick,color,spatial"],
     "cnn_blocks.py": ["", "quick", "blocks=50", "blocks=100"],
     "cifar_study.py": ["", "quick", "blocks=50", "blocks=100,seed=2", "quick,test"],
@@ -106,3 +107,22 @@ def test_patchgan_is_not_a_restorer():
   c.model.name = "patchgan"
   with pytest.raises(ValueError, match="discriminator"):
     tasks.build_restorer(c.model)
+
+
+@pytest.mark.parametrize("arg,match", [("cpu=-5", "cpu is a training budget"),
+                                       ("gpu=abc", "gpu is a training budget"),
+                                       ("cpu=60,gpu=5", "exclude each other")])
+def test_dncnn_budget_arguments_checked(arg, match):
+  with pytest.raises(ValueError, match=match):
+    load("dncnn.py", arg)
+
+
+def test_dncnn_budget_schedules_fill_the_budget():
+  """cpu=/gpu= fit the cosine to the steps the budget holds: twice the minutes, ~twice the
+  steps; gpu= trains the paper's batch from device-resident data."""
+  cpu30, cpu60 = load("dncnn.py", "cpu=30"), load("dncnn.py", "cpu=60")
+  assert 1.9 < cpu60.total_steps / cpu30.total_steps < 2.1
+  gpu = load("dncnn.py", "gpu=10")
+  assert gpu.batch_size == 128 and gpu.data.on_device and gpu.optimizer.schedule == "cosine"
+  assert gpu.total_steps > cpu60.total_steps   # a GPU step is ~100x faster than a CPU one
+  assert gpu.model.kwargs["weight_init"] == "orthogonal"
