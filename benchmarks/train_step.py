@@ -12,7 +12,8 @@ RESTORATION_FAST_CPU_CONV=0, XLA's own), all variants are compiled first and the
 interleaved (round r times every variant once, A/B/A/B) so that load from other processes hits them alike; each time is one
 step ended by `block_until_ready`, and the table gives medians. Columns:
   compile   seconds to lower + compile the step
-  GFLOP     XLA cost analysis of the compiled step ('flops', multiply-add = 2)
+  GFLOP     XLA cost analysis of the lowered step ('flops', multiply-add = 2): what the model
+            asks for, the same on every backend (the compiled count misses cuDNN convs)
   MFU       achieved FLOP/s / peak; the peak is --peak_tflops, else the table PEAK_TFLOPS
             for --accelerator (default: 'cpu' on the CPU backend, measured below)
   temp MiB  `memory_analysis().temp_size_in_bytes` of the compiled step (peak scratch)
@@ -119,9 +120,13 @@ def compile_step(name: str, dtype: str, batch: int, fast: bool):
   x = jnp.asarray(np.random.default_rng(0).integers(0, 256, (batch, size, size, ch), np.uint8))
   state = jax.jit(init)(x)
   t0 = time.perf_counter()
-  compiled = jax.jit(step, donate_argnums=0).lower(state, x, 0).compile()
+  lowered = jax.jit(step, donate_argnums=0).lower(state, x, 0)
+  compiled = lowered.compile()
   compile_s = time.perf_counter() - t0
-  cost = compiled.cost_analysis()
+  # The FLOPs the step's HLO asks for, before backend passes: on GPUs the compiled module's
+  # convolutions are cuDNN custom calls that XLA's cost analysis counts as 0 FLOPs (an H200
+  # DnCNN step read 4.2 GFLOP compiled, 662 lowered), so MFU comes from the lowered count.
+  cost = lowered.cost_analysis()
   cost = (cost[0] if cost else {}) if isinstance(cost, (list, tuple)) else cost
   mem = compiled.memory_analysis()
   params = sum(p.size for p in jax.tree.leaves(state[0]))

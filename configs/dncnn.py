@@ -28,8 +28,8 @@ from configs import common
 
 # One NVIDIA H200, `gpu=MINUTES`: seconds per training step of batch 128 in the loop, and
 # seconds from launch to the first step (WORKSPACE "Trained on a GPU").
-GPU_STEP_S = 0.01
-GPU_START_S = 40.0
+GPU_STEP_S = 0.0077
+GPU_START_S = 30.0
 
 
 def get_config(arg: str | None = None):
