@@ -32,16 +32,18 @@ CASES = (
     "colorize.py:quick", "mask.py:quick", "inpaint.py:quick", "inpaint.py:quick,gan",
     "damaged_gray.py:quick",
     "pixelcnn.py:quick", "pixelcnn.py:quick,sigma=50",
+    "ffdnet.py:quick", "ffdnet.py:quick,color,spatial", "ffdnet.py:quick,clip",
+    "ffdnet.py:quick,kair,color",
 )
 # Arguments whose quick variant does NOT learn yet (measured; left out of CASES on purpose):
 # pixelcnn.py:quick,corruption=blocks,blocks=50 decodes to 12.29 dB from a 14.41 dB input
 # after 500 steps (CPU2, 2026-11-26): greedy raster-order decoding fills holes badly.
-# ffdnet.py:quick (every argument) ends BELOW its input: 600 steps 22.43 dB from a 24.90 dB
-# input; 2000 steps with a cosine schedule 25.15 (+0.25); lr 3e-4, 1500 steps 23.37 (CPU2,
-# 2026-12-04, commit a06f77c; WORKSPACE issue 29). The released weights reproduce the paper
-# through the same eval path, so what is left is the training recipe of a tiny non-residual net.
-NOT_LEARNING = {"pixelcnn.py": {"corruption", "blocks"},
-                "ffdnet.py": {"quick", "color", "spatial", "clip", "kair"}}
+# ffdnet.py:quick learns since its orthogonal init (it ended BELOW its input with the He init:
+# 22.43 from 24.90 dB, commit a06f77c; WORKSPACE issue 29).
+NOT_LEARNING = {"pixelcnn.py": {"corruption", "blocks"}}
+# Arguments that ARE a full-size training recipe, measured by benchmarks/time_to_quality.py
+# (WORKSPACE "Trained here", "Trained on a GPU") rather than shrunk by `quick`:
+FULL_SIZE_ONLY = {"dncnn.py": {"kair", "cpu", "gpu"}}
 # configs/pipeline.py trains nothing: its `laptop` argument names three quick workdirs.
 NOT_TRAINED = ("pipeline.py",)
 _WORKDIR = flags.DEFINE_string(
