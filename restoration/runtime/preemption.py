@@ -96,7 +96,11 @@ class StopOnSignal:
     print(f"received {signal.Signals(signum).name}: finishing the current step, then saving a "
           "checkpoint and exiting", file=sys.stderr, flush=True)
     if self._multi is not None:
-      self._multi.key_value_set(f"{_KEY}{jax.process_index()}", str(int(signum)))
+      try:  # for the exit status only: the stop itself must not depend on it
+        self._multi.key_value_set(f"{_KEY}{jax.process_index()}", str(int(signum)))
+      except Exception as e:  # pylint: disable=broad-except
+        logging.warning("could not record %s for the other processes: %s",
+                        signal.Signals(signum).name, e)
       os.kill(os.getpid(), signal.SIGTERM)  # JAX's handler: tells every process
 
   def _restore(self) -> None:
