@@ -235,13 +235,24 @@ def test_slurm_script_names_every_run_once_and_parses(tmp_path):
   arrays = {k: v.split() for k, v in re.findall(r"^(VARIANTS|SEEDS)=\((.*)\)$", text, re.M)}
   pairs = list(zip(arrays["VARIANTS"], map(int, arrays["SEEDS"])))
   assert sorted(pairs) == sorted(spec.runs(s)) and len(set(pairs)) == 4
+  # One process per node driving all of its GPUs; a graceful stop before the time limit.
+  assert "#SBATCH --ntasks-per-node=1\n" in text and "#SBATCH --signal=TERM@120\n" in text
   # Each task runs exactly what the resolved config says: bash evaluates the same --config.
-  env = dict(os.environ, SLURM_ARRAY_TASK_ID="3", PYTHON="echo")
+  # A stand-in srun prints its own options, then runs the command (PYTHON=echo prints it).
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir()
+  (bin_dir / "srun").write_text('#!/bin/bash\nopts=()\nwhile [[ $1 == --* ]]; do opts+=("$1"); '
+                                'shift; done\necho "srun ${opts[*]}"\nexec "$@"\n')
+  (bin_dir / "srun").chmod(0o755)
+  env = dict(os.environ, SLURM_ARRAY_TASK_ID="3", PYTHON="echo",
+             PATH=f"{bin_dir}:{os.environ['PATH']}")
   out = subprocess.run(["bash", os.path.join(workdir, "sweep.sbatch")], env=env,
                        capture_output=True, text=True, check=True).stdout.splitlines()
   v, k = pairs[3]
-  assert out[0].endswith(f"--config={path}:variant={v},seed={k} --workdir={workdir}/{v}/seed{k}")
-  assert out[1].endswith(f"--mode=eval --config={path}:variant={v},seed={k},eval "
+  assert out[0] == "srun "  # train: every task of the allocation (one per node)
+  assert out[1].endswith(f"--config={path}:variant={v},seed={k} --workdir={workdir}/{v}/seed{k}")
+  assert out[2] == "srun --nodes=1 --ntasks=1"  # eval: one process
+  assert out[3].endswith(f"--mode=eval --config={path}:variant={v},seed={k},eval "
                          f"--workdir={workdir}/{v}/seed{k}")
   with pytest.raises(ValueError, match="sweep_emit"):
     sweep.run(s, workdir, config_path=path, emit="pbs")

@@ -48,9 +48,10 @@ def test_retain_reuses_the_scratch_and_system_refaults_it_every_call():
   assert kept["applied"] and kept["async_dispatch"] is False
   # From the second call on the heap holds the freed scratch; under load another thread's
   # allocation can split it once and the heap grows once more (seen in 3 of 6 processes, at
-  # calls 2-6), then never again in 12 calls.
-  assert sum(f > 0.01 * pages for f in kept["faults"][1:]) <= 1, kept
-  assert sum(kept["faults"][1:]) < 1.1 * pages, kept
+  # calls 2-6), then never again in 12 calls. jax 0.12 (Python 3.12) grows it at most twice
+  # (2 refaulting calls of 7 in 6 of 16 processes; jax 0.10: at most one, 0 of 16 with two).
+  assert sum(f > 0.01 * pages for f in kept["faults"][1:]) <= 2, kept
+  assert sum(kept["faults"][1:]) < 2.1 * pages, kept
   # Unchanged glibc maps the scratch afresh at every call: the cost this module removes.
   assert not system["applied"] and system["async_dispatch"] is True
   assert min(system["faults"][1:]) > 0.5 * pages, system

@@ -78,7 +78,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, config_path: str,
   if emit == "slurm":
     script = write_slurm(config, workdir, path, arg)
     print(f"wrote {script} ({len(spec.runs(config))} array tasks). Submit with\n"
-          f"  sbatch [--gres=gpu:1 --time=... --partition=...] {script}\n"
+          f"  sbatch --gres=gpu:N [--time=... --partition=...] {script}\n"
+          f"(each run uses all N GPUs of its node; see the README's 'Cluster runs')\n"
           f"and when every task has finished, aggregate with\n"
           f"  {aggregate_command(workdir)}", flush=True)
     return
@@ -135,13 +136,19 @@ def write_slurm(config: ml_collections.ConfigDict, workdir: str, path: str, arg:
       "#!/bin/bash",
       f"# Sweep {config.name}: {len(todo)} runs ({len(config.variants)} variants x "
       f"{len(config.seeds)} seeds), one SLURM array task each.",
-      f"#   submit:      sbatch [--gres=gpu:1 --time=... --partition=...] {workdir}/sweep.sbatch",
+      f"#   submit:      sbatch --gres=gpu:N [--time=... --partition=...] {workdir}/sweep.sbatch",
       f"#   afterwards:  {aggregate_command(workdir)}",
       "#   or chained:  jid=$(sbatch --parsable ...sweep.sbatch) && sbatch "
       "--dependency=afterany:$jid --wrap='...aggregate command...'",
-      "# A requeued (preempted) task resumes training from its latest checkpoint.",
+      "# Each run is one process on one node driving all N GPUs it is given (pmap over local",
+      "# devices; batch_size must divide by N); more nodes per run: --nodes=K (one task each).",
+      "# SIGTERM 2 minutes before the time limit: the run checkpoints and exits 143; a requeued",
+      "# (preempted) task resumes training from its latest checkpoint.",
       f"#SBATCH --job-name=sweep-{config.name}",
       f"#SBATCH --array=0-{len(todo) - 1}",
+      "#SBATCH --nodes=1",
+      "#SBATCH --ntasks-per-node=1",
+      "#SBATCH --signal=TERM@120",
       "#SBATCH --requeue",
       "#SBATCH --open-mode=append",
       f"#SBATCH --output={logs}/%A_%a.out",
@@ -159,12 +166,15 @@ def write_slurm(config: ml_collections.ConfigDict, workdir: str, path: str, arg:
       'mkdir -p "$WD"',
       'if [ ! -d "$WD/checkpoints/${TOTAL_STEPS[$i]}" ]; then',
       "  t0=$SECONDS",
-      f'  "$PYTHON" {q(LAUNCH)} --config="$CFG" --workdir="$WD"',
+      "  # srun: one process per task of the allocation (with --nodes=K, K processes that",
+      "  # agree through jax.distributed); each sees every GPU of its node.",
+      f'  srun "$PYTHON" {q(LAUNCH)} --config="$CFG" --workdir="$WD"',
       '  echo "{\\"stage\\": \\"train\\", \\"seconds\\": $((SECONDS - t0))}" >> '
       '"$WD/wall_time.jsonl"',
       "fi",
       "t0=$SECONDS",
-      f'"$PYTHON" {q(LAUNCH)} --mode=eval --config="$CFG,eval" --workdir="$WD"',
+      f'srun --nodes=1 --ntasks=1 "$PYTHON" {q(LAUNCH)} --mode=eval --config="$CFG,eval" '
+      '--workdir="$WD"',
       'echo "{\\"stage\\": \\"eval\\", \\"seconds\\": $((SECONDS - t0))}" >> '
       '"$WD/wall_time.jsonl"',
   ]

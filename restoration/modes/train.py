@@ -65,6 +65,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   devices = list(devices) if devices is not None else None
   task = tasks.build(config, local_device_count=parallel.local_device_count(devices),
                      process_count=jax.process_count())
+  parallel.describe(config.batch_size, devices)
   lead = jax.process_index() == 0
   with workdir_lock.hold(workdir, enabled=lead), preemption.StopOnSignal() as stop:
     return _loop(task, config, workdir, devices, lead, stop, source)
@@ -97,6 +98,7 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
     if train_data is not None:
       train_data.set_state(data_state)
   clock.start(workdir, start_step)
+  stop.begin(start_step)
   if lead:
     run_log.write_config(workdir, config, step=start_step)
   writer = run_log.MetricWriter(workdir, enabled=lead, resume_step=start_step)
@@ -140,7 +142,8 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
         bar.set_postfix({shown: f"{values.get(shown, float('nan')):.4g}"}, refresh=False)
       if block_each_step or log_step:  # steps are timed where they are known to be done
         clock.step_done(step)
-      checkpoint = (step % config.checkpoint_every_steps == 0 or last or stop.requested
+      stopping = stop.reached(step)  # with several processes: the same step on every one
+      checkpoint = (step % config.checkpoint_every_steps == 0 or last or stopping
                     or clock.checkpoint_due(log_step=log_step))
       evaluate_now = step % config.eval_every_steps == 0 or last
       if not (checkpoint or evaluate_now):
@@ -164,7 +167,7 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
           writer.image(step, "eval/grid", pixels)
         # The task's selection metric (PSNR for restorers) is what best/ keeps the max of.
         ckpt.save_best(step, variables, meta, result.means[task.inference.selection_metric])
-      if stop.requested and not last:
+      if stopping and not last:
         ckpt.wait()
         raise stop.exit(step, ckpt.step_dir("latest", step))
   finally:

@@ -126,19 +126,20 @@ class Checkpointer:
       self._open(workdir, keep=None if read_only else keep, every=every, read_only=read_only)
 
   def _open(self, workdir: str, *, keep: int | None, every: int, read_only: bool) -> None:
+    psnr = lambda m: float(m["psnr"])  # noqa: E731
     self.latest = ocp.CheckpointManager(
         os.path.join(workdir, "checkpoints"),
         options=ocp.CheckpointManagerOptions(
-            max_to_keep=keep, save_interval_steps=every, create=not read_only,
-            read_only=read_only, enable_async_checkpointing=True),
+            save_interval_steps=every, create=not read_only, read_only=read_only,
+            enable_async_checkpointing=True, **_manager_options(keep)),
         item_names=("state", "data", "model", "meta"))
     self.best = ocp.CheckpointManager(
         os.path.join(workdir, "best"),
         options=ocp.CheckpointManagerOptions(
-            max_to_keep=keep and 1, save_interval_steps=every,
-            best_fn=lambda m: float(m["psnr"]), best_mode="max",
+            save_interval_steps=every, best_fn=psnr, best_mode="max",
             keep_checkpoints_without_metrics=False, create=not read_only,
-            read_only=read_only, enable_async_checkpointing=True),
+            read_only=read_only, enable_async_checkpointing=True,
+            **_manager_options(keep and 1, best=psnr)),
         item_names=("model", "meta"))
     if not read_only:  # a broken best would block every later, better one
       self._first_intact(self.best, "best", lambda step: None)
@@ -259,8 +260,35 @@ class Checkpointer:
     self.poll()
 
   def close(self) -> None:
-    self.latest.close()
-    self.best.close()
+    """Waits for every pending save (also when an error is on its way out), then closes."""
+    try:
+      self.latest.wait_until_finished()
+      self.best.wait_until_finished()
+    finally:
+      self.latest.close()
+      self.best.close()
+
+
+def _manager_options(keep: int | None, best=None) -> dict[str, Any]:
+  """Retention and atomicity as the installed Orbax documents them: `preservation_policy`
+  (older Orbax: the now deprecated `max_to_keep`; None keeps all), and ATOMIC_RENAME stated
+  rather than AUTO: a workdir is a POSIX path (local, NFS, Lustre) where a step is written
+  under a temporary name and renamed into place, the all-or-nothing step directory that the
+  manifests and the quarantine rely on."""
+  out: dict[str, Any] = {}
+  policies = getattr(ocp, "checkpoint_managers", None)
+  if keep is not None and policies is not None and hasattr(policies, "LatestN"):
+    out["preservation_policy"] = (
+        policies.LatestN(n=keep) if best is None else
+        policies.BestN(get_metric_fn=best, reverse=False, n=keep,
+                       keep_checkpoints_without_metrics=False))
+  elif keep is not None:
+    out["max_to_keep"] = keep
+  options = getattr(ocp, "options", None)
+  if options is not None and hasattr(options, "AtomicityOptions"):
+    out["atomicity_options"] = options.AtomicityOptions(
+        mode=options.AtomicityMode.ATOMIC_RENAME)
+  return out
 
 
 @contextlib.contextmanager

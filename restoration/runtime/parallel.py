@@ -7,6 +7,7 @@ Everything else writes per-device step functions that may use `lax.pmean(x, AXIS
 
 import functools
 import os
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,30 +18,97 @@ from absl import logging
 AXIS = "batch"
 
 
-def maybe_initialize_distributed() -> None:
-  """Calls `jax.distributed.initialize` when the environment says the job is multi-host.
+def _tasks_on_this_node(environ) -> int:
+  """How many tasks of this SLURM job step run on this node (1 outside SLURM).
 
-  Recognised: JAX_COORDINATOR_ADDRESS (+ JAX_NUM_PROCESSES, JAX_PROCESS_ID) set explicitly,
-  or a SLURM job with more than one task (JAX auto-detects the rest). Must run before any
-  other JAX call touches the backend.
+  SLURM_STEP_TASKS_PER_NODE (srun) or SLURM_TASKS_PER_NODE reads like '4(x2),3': per node, in
+  node order; SLURM_NODEID says which entry is this node's.
   """
-  addr = os.environ.get("JAX_COORDINATOR_ADDRESS")
-  if addr or int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-    # CPU-only multi-process runs need a collectives backend; no effect on GPU/TPU.
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  spec = environ.get("SLURM_STEP_TASKS_PER_NODE") or environ.get("SLURM_TASKS_PER_NODE")
+  if not spec:
+    return 1
+  counts = []
+  for part in spec.split(","):
+    match = re.fullmatch(r"(\d+)(?:\(x(\d+)\))?", part.strip())
+    if not match:
+      return 1
+    counts += [int(match[1])] * int(match[2] or 1)
+  node = int(environ.get("SLURM_NODEID", "0") or 0)
+  return counts[node] if node < len(counts) else counts[-1]
+
+
+def visible_gpus(environ=None) -> int | None:
+  """GPUs this process may use as the scheduler set them, read before JAX starts (None: not
+  said). CUDA_VISIBLE_DEVICES (set by SLURM's --gres/--gpus), else SLURM_GPUS_ON_NODE."""
+  environ = os.environ if environ is None else environ
+  cvd = environ.get("CUDA_VISIBLE_DEVICES")
+  if cvd is not None:
+    ids = [d.strip() for d in cvd.split(",") if d.strip()]
+    return 0 if ids[:1] == ["-1"] else len(ids)
+  n = environ.get("SLURM_GPUS_ON_NODE", "")
+  return int(n) if n.isdigit() else None
+
+
+def distributed_args(environ=None) -> dict[str, Any] | None:
+  """What `jax.distributed.initialize` gets for this environment; None: a single-process run.
+
+  JAX_COORDINATOR_ADDRESS (+ JAX_NUM_PROCESSES, JAX_PROCESS_ID) given explicitly, or a SLURM
+  job step with more than one task. JAX's SLURM detection fills in the rest but gives each task
+  only the GPU numbered by its SLURM_LOCALID: right for one task per GPU, one GPU per node for
+  one task per node. The launch this project documents is one task per node driving all of its
+  GPUs (pmap over local devices, one input pipeline and one host copy of the data per node), so
+  a task alone on its node, or one that SLURM bound to fewer GPUs than there are tasks on the
+  node, is given every GPU it sees.
+  """
+  environ = os.environ if environ is None else environ
+  addr = environ.get("JAX_COORDINATOR_ADDRESS")
   if addr:
-    num = os.environ.get("JAX_NUM_PROCESSES")
-    pid = os.environ.get("JAX_PROCESS_ID")
-    jax.distributed.initialize(
-        coordinator_address=addr,
-        num_processes=int(num) if num else None,
-        process_id=int(pid) if pid else None)
-  elif int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-    jax.distributed.initialize()
-  else:
+    num, pid = environ.get("JAX_NUM_PROCESSES"), environ.get("JAX_PROCESS_ID")
+    return {"coordinator_address": addr, "num_processes": int(num) if num else None,
+            "process_id": int(pid) if pid else None}
+  if int(environ.get("SLURM_NTASKS", "1") or 1) <= 1:
+    return None
+  gpus, tasks = visible_gpus(environ), _tasks_on_this_node(environ)
+  if gpus and (tasks == 1 or gpus < tasks):
+    return {"local_device_ids": list(range(gpus))}
+  return {}  # one task per GPU: JAX's own SLURM_LOCALID choice
+
+
+def maybe_initialize_distributed() -> None:
+  """Calls `jax.distributed.initialize` when the environment says the job is multi-process
+  (`distributed_args`). Must run before any other JAX call touches the backend."""
+  args = distributed_args()
+  if args is None:
     return
+  # CPU-only multi-process runs need a collectives backend; no effect on GPU/TPU.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(**args)
   logging.info("jax.distributed: process %d of %d, %d local devices",
                jax.process_index(), jax.process_count(), jax.local_device_count())
+
+
+def describe(batch_size: int, devices: Sequence[jax.Device] | None = None,
+             environ=None) -> str:
+  """Logs (and returns) 'P processes x D local devices = N devices; global batch B (b per
+  device)', and warns in one line when the job sees GPUs that JAX does not use."""
+  environ = os.environ if environ is None else environ
+  local, processes = local_device_count(devices), jax.process_count()
+  total = local * processes
+  line = (f"{processes} process{'es' if processes > 1 else ''} x {local} local "
+          f"{jax.default_backend()} device{'s' if local > 1 else ''} = {total} devices; global "
+          f"batch {batch_size} ({batch_size // max(total, 1)} per device)")
+  logging.info("%s", line)
+  gpus, tasks = visible_gpus(environ), _tasks_on_this_node(environ)
+  if gpus:
+    # Tasks that SLURM bound to their own GPUs each see fewer than the node has.
+    seen = gpus * tasks if gpus < tasks else gpus
+    used = local * tasks if jax.default_backend() == "gpu" else 0
+    if seen > used:
+      logging.warning(
+          "this node has %d GPUs for the job but JAX uses %d (%d task(s) x %d %s device(s)): "
+          "see the README's 'Cluster runs' section", seen, used, tasks, local,
+          jax.default_backend())
+  return line
 
 
 def parallelize(step_fn: Callable[..., Any], *, donate_argnums: Sequence[int] = (),

@@ -88,10 +88,12 @@ def acquire(workdir: str) -> str:
       continue
     if where == host and pid == os.getpid():
       raise WorkdirLocked(f"workdir {workdir} is already in use by this process")
+    why = ("" if where == host else
+           f" (a process on another host cannot be checked from {host})")
     raise WorkdirLocked(
-        f"workdir {workdir} is in use by pid {pid} on host {where} (since "
-        f"{holder.get('since', '?')}; lock file {path}); wait for it, use another --workdir, "
-        "or delete the lock file if that run is dead")
+        f"workdir {workdir} is in use by pid {pid} on host {where} since "
+        f"{holder.get('since', '?')}{why}; wait for it, use another --workdir, or, if that "
+        f"run is dead, delete the lock file: rm {path}")
   raise WorkdirLocked(f"workdir {workdir}: could not take the lock {path}")
 
 
