@@ -1,13 +1,13 @@
 """Entry point: flags + config + one call.
 
   python launch.py --config=configs/unet1024.py --workdir=runs/unet1024             # train
-  python launch.py --mode=eval --config=configs/unet1024.py --workdir=runs/unet1024  # evaluate
+  python launch.py --mode=eval --workdir=runs/unet1024     # evaluate with the run's own config
   python launch.py --mode=restore --workdir=runs/unet1024 --input='photos/*.png' --output=out/
   python launch.py --mode=restore --workdir=runs/ffdnet --sigma=25 --input=noisy.png --output=out/
   python launch.py --mode=sweep --config=configs/sweeps/unet_bottleneck.py:quick --workdir=runs/ub
   python launch.py --mode=import --config=configs/dncnn.py --from=W.mat --workdir=runs/dncnn_pub
   python launch.py --mode=configs                      # every config, its purpose and arguments
-  python launch.py --mode=configs --config=configs/dncnn.py:quick   # its resolved fields
+  python launch.py --mode=configs --config=configs/dncnn.py:quick   # where it differs from default.py
 
 Override any field with --config.FIELD=VALUE (documented in configs/default.py); lists take
 JSON: --config.corruption='[{"name": "gaussian_noise", "sigma": 15}]'.
@@ -51,14 +51,19 @@ def main(args: cli.Args):
 
 
 def _run(overrides):
-  config, config_path = None, None
-  if FLAGS.config:
-    config, config_path = cli.load_config(FLAGS.config, overrides)
-  elif overrides:
-    raise ValueError("--config.* overrides need --config=FILE")
+  from restoration import run_config  # pylint: disable=g-import-not-at-top
   if FLAGS.mode == "configs":
-    print(config if config is not None else cli.describe_configs())
+    if not FLAGS.config:
+      if overrides:
+        raise ValueError("--config.* overrides need --config=FILE")
+      print(cli.describe_configs())
+      return
+    config, config_path = cli.load_config(FLAGS.config, overrides)
+    print(f"{config_path}: the fields that differ from configs/default.py (every field is "
+          f"documented there)\n{run_config.differences_from_default(config)}")
     return
+  config, config_path = run_config.config_following_run(FLAGS.mode, FLAGS.config, overrides,
+                                                        FLAGS.workdir)
   if not FLAGS.workdir:
     raise ValueError(f"--workdir is required for --mode={FLAGS.mode}")
   from restoration import modes  # pylint: disable=g-import-not-at-top
