@@ -28,11 +28,13 @@ flags.DEFINE_string("config", None, "Config file PATH[:ARG,...] (listed above); 
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and pictures.")
 flags.DEFINE_enum("mode", "train", ["train", "eval", "restore", "sweep", "import", "configs"],
                   "What to do (import: published weights -> a workdir; configs: list the "
-                  "configs, or print --config's fields).")
+                  "configs, or print where --config differs from configs/default.py).")
 flags.DEFINE_integer("step", None, "eval/restore: checkpoint step (default: the best).")
 flags.DEFINE_string("input", None, "restore: an image file, a folder or a glob.")
 flags.DEFINE_string("output", None, "restore: output folder (inputs are never overwritten).")
 flags.DEFINE_bool("overwrite", False, "restore: replace existing output files.")
+flags.DEFINE_bool("skip_existing", False, "restore: leave inputs whose output exists alone "
+                  "(resume an interrupted restore).")
 flags.DEFINE_float("sigma", None, "restore, FFDNet runs: the noise level on the 0-255 scale "
                    "(default: estimated per image).")
 flags.DEFINE_string("sigma_map", None, "restore, FFDNet runs: a grayscale image of the "
@@ -70,7 +72,7 @@ def _run(overrides):
   modes.main(FLAGS.mode, config, FLAGS.workdir, step=FLAGS.step, input_path=FLAGS.input,
            output_dir=FLAGS.output, overwrite=FLAGS.overwrite, sweep_emit=FLAGS.sweep_emit,
            config_path=config_path, from_path=FLAGS["from"].value, sigma=FLAGS.sigma,
-           sigma_map=FLAGS.sigma_map)
+           sigma_map=FLAGS.sigma_map, skip_existing=FLAGS.skip_existing)
 
 
 if __name__ == "__main__":
