@@ -1,7 +1,10 @@
 """`launch.py --mode=eval`: evaluate a trained checkpoint over a corruption sweep.
 
-  python launch.py --mode=eval --config=configs/dncnn.py --workdir=runs/dncnn \\
+  python launch.py --mode=eval --workdir=runs/dncnn \\
     --config.data.eval=folder:../shared/data/denoise/test/BSD68 [--step=N]
+
+Without --config the run's own config.json is used, the --config.* overrides on top; with
+--config the run's stored metric protocol is kept unless overridden (restoration.run_config).
 
 The model (model.name, model.kwargs) and data.channels always come from the checkpoint's meta
 (`checkpoints.load_run`, `checkpoints.with_trained_model`; a warning names every field the --config
