@@ -245,7 +245,7 @@ def locate(name: str, *, cache: str | None = None) -> str:
       verify(entry, path)
       return path
   how = (f"python -m restoration.datasets fetch {entry.name}" if entry.urls else
-         f"get it by hand from {entry.page} and put it at ROOT/{entry.local}")
+         f"get it by hand from {entry.page} and put it under a data root as {entry.local}")
   raise FileNotFoundError(
       f"{entry.title} ({entry.name}) is not on this machine (looked in "
       f"{', '.join(candidates)}): {how}, or set RESTORATION_DATA to a folder holding "
