@@ -14,7 +14,10 @@ Data specs (`data.train`, `data.eval`):
                      `npz:../shared/data/cifar10/train_[0-3].npz`, its last 10,000 `train_4.npz`
   tfds:NAME[:SPLIT]  a prepared tensorflow-datasets dataset (random access, no TensorFlow)
   pairs:IN,TARGET    (input, target) image pairs of two folders matched by file stem
-                     (config.task='paired'; eval of any task also accepts them)
+                     (config.task='paired'; eval of any task also accepts them: with
+                     eval.sweep={} and corruption=[] the inputs are scored as they are)
+  dataset:NAME       a registry set (bsd68, set12, cbsd68, train400, cbsd432, kodak24, ...):
+                     its verified local copy (`python -m restoration.datasets list | fetch`)
 """
 
 import ml_collections

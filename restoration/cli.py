@@ -117,25 +117,55 @@ def _known_hint() -> str:
 
 def load_config(spec: str, overrides: Sequence[tuple[str, str]] = ()
                 ) -> tuple[ml_collections.ConfigDict, str]:
-  """(locked config, 'resolved_path[:arg]') of `--config=spec` plus the command-line overrides."""
+  """(locked config, 'resolved_path[:arg]') of `--config=spec` plus the command-line overrides.
+
+  `spec` is a config file (`PATH.py[:ARG]`) or a run's resolved `config.json`."""
   path, colon, arg = spec.partition(":")
   path = resolve_path(path)
+  if path.endswith(".json"):
+    if arg:
+      raise ValueError(f"--config={spec}: a JSON config takes no arguments")
+    config = read_json_config(path)
+  else:
+    config = _run_get_config(path, spec, arg)
+  for key, value in overrides:
+    apply_override(config, key, value)
+  config.lock()
+  return config, path + colon + arg
+
+
+def read_json_config(path: str) -> ml_collections.ConfigDict:
+  """A run's resolved config.json (what training wrote); ValueError naming the file."""
+  try:
+    with open(path) as f:
+      value = json.load(f)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise ValueError(f"--config={path}: not a readable JSON config ({e})") from None
+  if not isinstance(value, dict) or "model" not in value or "data" not in value:
+    raise ValueError(f"--config={path}: not a run's config.json (a JSON object with model, "
+                     "data, eval, ... fields, as training writes it)")
+  return ml_collections.ConfigDict(value)
+
+
+def _run_get_config(path: str, spec: str, arg: str) -> ml_collections.ConfigDict:
+  if not path.endswith(".py"):
+    raise ValueError(f"--config={spec}: expected a config file (.py, e.g. configs/dncnn.py) or "
+                     "a run's config.json")
   if ROOT not in sys.path:
     sys.path.insert(0, ROOT)  # configs import `configs.common` and `restoration`
   module_spec = importlib.util.spec_from_file_location(
       "config_" + os.path.basename(path).removesuffix(".py"), path)
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  try:
+    module_spec.loader.exec_module(module)
+  except SyntaxError as e:
+    raise ValueError(f"--config: {path} is not valid Python (line {e.lineno}: {e.msg})") from e
   if not hasattr(module, "get_config"):
     raise ValueError(f"--config: {path} has no get_config(arg) function")
   try:
-    config = module.get_config(arg or None)
+    return module.get_config(arg or None)
   except ValueError as e:
     raise ValueError(f"--config={spec}: {e}") from e
-  for key, value in overrides:
-    apply_override(config, key, value)
-  config.lock()
-  return config, path + colon + arg
 
 
 def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:

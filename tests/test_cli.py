@@ -103,7 +103,10 @@ def test_launch_typo_bad_flag_and_listing_in_a_subprocess(tmp_path):
   assert out.returncode == 0 and "configs/unet1024.py" in out.stdout
   out = _launch(tmp_path, "--mode=configs", "--config=configs/dncnn.py:quick",
                 '--config.corruption=[{"name": "gaussian_noise", "sigma": 15}]')
-  assert out.returncode == 0 and "sigma: 15" in out.stdout
+  assert out.returncode == 0  # only the fields that differ from default.py
+  assert 'corruption: [{"name": "gaussian_noise", "sigma": 15}]' in out.stdout
+  assert "fields that differ from configs/default.py" in out.stdout
+  assert "eval.seed" not in out.stdout
   out = _launch(tmp_path, "--help")
   assert out.returncode == 0 and "configs/cnn_blocks.py" in out.stdout
   assert not os.path.exists(tmp_path / "w")

@@ -85,6 +85,7 @@ def test_results_files_rows_and_learning(evaluated):
   for r in stored:
     assert tuple(r) == results.RESULT_FIELDS
     assert r["dataset"] == "builtin" and r["n_images"] == 4 and r["convention"] == "rgb"
+    assert (r["set"], r["set_size"], r["eval_crop"]) == ("builtin photos", 4, 32)
     assert r["checkpoint"] == "best" and r["step"] in (TOTAL_STEPS // 2, TOTAL_STEPS)
     assert r["self_ensemble"] is False and r["tile"] == 0
     for k in ("input_psnr", "psnr", "input_ssim", "ssim", "loss"):
@@ -94,6 +95,7 @@ def test_results_files_rows_and_learning(evaluated):
   assert stored[1]["input_psnr"] < stored[0]["input_psnr"]  # sigma 50 is noisier
   md = open(os.path.join(workdir, "eval", "results.md")).read()
   assert f"checkpoint step {stored[0]['step']} (best)" in md and "`builtin`" in md
+  assert "### builtin photos: 4 images, 32 px crops (`builtin`)" in md
   assert "`rgb`" in md and "| sigma25 |" in md and "| sigma50 |" in md
   for level in SWEEP:
     row = next(r for r in stored if r["corruption"] == level)
@@ -122,7 +124,7 @@ def test_second_dataset_keeps_rows_and_rerun_is_identical(evaluated, tmp_path):
   files = os.listdir(os.path.join(workdir, "eval"))
   assert len([f for f in files if f.startswith("per_image_")]) == 4
   md = open(os.path.join(workdir, "eval", "results.md")).read()
-  assert "`builtin`" in md and f"`{c.data.eval}`" in md
+  assert "`builtin`" in md and f"### pngs: 3 images (`{c.data.eval}`)" in md
   # Re-running the first dataset replaces its rows with identical numbers, keeps the others.
   evaluate.run(learn_config(), workdir)
   assert read_rows(workdir) == rows
@@ -336,13 +338,42 @@ def test_row_key_keeps_rows_that_differ_in_seed_specs_overlap_or_images():
   assert set(results.ROW_KEY) >= {"eval_seed", "specs", "tile_overlap", "n_images"}
 
 
-def test_changed_seed_and_image_count_add_rows(evaluated, tmp_path):
+def test_eval_on_your_own_noisy_clean_pairs_adds_no_corruption(evaluated, tmp_path):
+  """`pairs:NOISY,CLEAN` with an empty chain: the inputs are scored as they are (input PSNR is
+  the files' own), the model restores them, and the level is named 'none'."""
+  workdir = copy_of(evaluated[0], tmp_path)
+  clean_dir = write_folder(str(tmp_path / "clean"))
+  noisy_dir = tmp_path / "noisy"
+  noisy_dir.mkdir()
+  rng = np.random.default_rng(7)
+  want = []
+  for name in sorted(os.listdir(clean_dir)):
+    clean = np.asarray(Image.open(os.path.join(clean_dir, name)), np.float64)
+    noisy = np.uint8(np.clip(np.round(clean + rng.normal(0, 20, clean.shape)), 0, 255))
+    Image.fromarray(noisy, "L").save(noisy_dir / name)
+    want.append(10 * np.log10(255.0 ** 2 / np.mean((noisy - clean) ** 2)))
+  c = learn_config()
+  c.data.eval = f"pairs:{noisy_dir},{clean_dir}"
+  c.data.eval_crop = 0
+  c.eval.sweep = {}
+  c.corruption = []
+  (row,) = evaluate.run(c, workdir)
+  assert row["corruption"] == "none" and row["specs"] == [] and row["n_images"] == 3
+  assert row["set"] == "clean" and row["input_psnr"] == pytest.approx(np.mean(want), abs=1e-3)
+  assert row["psnr"] > row["input_psnr"]  # the denoiser helps on real (not synthetic) pairs
+
+
+def test_changed_seed_and_image_count_add_rows(evaluated, tmp_path, capsys):
   workdir = copy_of(evaluated[0], tmp_path)
   config = learn_config()
   config.eval.seed = 99
   config.data.eval_max_images = 2
   config.data.eval_batch_size = 2
   rows = evaluate.run(config, workdir)
+  shown = capsys.readouterr()
+  assert "eval sigma25: 100%" in shown.err and "2/2" in shown.err  # a bar per level
+  # The printed table says it measured part of the set, on crops.
+  assert "### builtin photos: 2 of 4 images, 32 px crops (`builtin`)" in shown.out
   stored = read_rows(workdir)
   assert stored[:2] == read_rows(evaluated[0]) and stored[2:] == json.loads(json.dumps(rows))
   assert [(r["eval_seed"], r["n_images"]) for r in stored] == [(1234, 4)] * 2 + [(99, 2)] * 2

@@ -140,6 +140,52 @@ def test_refuses_existing_outputs_unless_overwrite(workdir, tmp_path):
   assert hashes(out) == {**first, "rgb8.png": hashes(out)["rgb8.png"]}  # same model, same bytes
 
 
+def test_skip_existing_restores_only_the_missing_outputs(workdir, tmp_path, capsys):
+  inputs = str(tmp_path / "in")
+  write_inputs(inputs)
+  out = str(tmp_path / "out")
+  restore.run(rgb_config(), workdir, inputs, out)
+  os.remove(os.path.join(out, "rgb8.png"))
+  kept = {f: os.stat(os.path.join(out, f)).st_mtime_ns for f in os.listdir(out)}
+  capsys.readouterr()
+  written = restore.run(rgb_config(), workdir, inputs, out, skip_existing=True)
+  assert written == [os.path.join(out, "rgb8.png")]
+  assert {f: os.stat(os.path.join(out, f)).st_mtime_ns for f in kept} == kept  # untouched
+  assert "3 of 4 input(s) already have an output" in capsys.readouterr().out
+  with pytest.raises(ValueError, match="contradict"):
+    restore.run(rgb_config(), workdir, inputs, out, overwrite=True, skip_existing=True)
+
+
+class _GrayInference:
+  """What restore_image reads of a 1-channel model's inference."""
+  channels, multiple = 1, 1
+  options = type("O", (), {"tile": 0, "tile_overlap": 0, "self_ensemble": False})()
+
+  @staticmethod
+  def to_image(y):
+    return y
+
+
+@pytest.mark.parametrize("colour", restore.COLOUR_ON_GRAY)
+def test_gray_model_on_a_colour_photo_keeps_its_colour(colour):
+  """A 1-channel model that halves its input: per channel, each of R, G, B is halved; in luma,
+  Y is halved and Cb, Cr stay. Either way the output is in colour, not gray."""
+  rng = np.random.default_rng(0)
+  x = rng.uniform(0.4, 0.6, (9, 7, 3)).astype(np.float32)  # in gamut either way: no clipping
+  y = restore.restore_image(lambda v: v * 0.5, x, inference=_GrayInference(), colour=colour)
+  assert y.shape == x.shape
+  assert np.abs(y[..., 0] - y[..., 1]).max() > 0.05  # not gray
+  if colour == "per_channel":
+    np.testing.assert_allclose(y, x * 0.5, atol=1e-6)
+  else:
+    np.testing.assert_allclose(image_ops.luma(y), 0.5 * image_ops.luma(x), atol=1e-6)
+    np.testing.assert_allclose(y - image_ops.luma(y), x - image_ops.luma(x), atol=1e-6)
+  gray = rng.uniform(0, 1, (9, 7, 1)).astype(np.float32)  # gray stays gray
+  np.testing.assert_allclose(
+      restore.restore_image(lambda v: v * 0.5, gray, inference=_GrayInference(), colour=colour),
+      gray * 0.5, atol=1e-6)
+
+
 def test_output_dir_equal_to_input_dir_refuses(workdir, tmp_path):
   inputs = str(tmp_path / "in")
   write_inputs(inputs)

@@ -273,6 +273,82 @@ def test_mean_ci_matches_numpy_scipy():
   assert report.mean_ci([5.0]) == {"n": 1, "mean": 5.0, "std": None, "ci95": None}
 
 
+def test_fewer_than_three_seeds_give_no_interval_and_ssim_stays_in_0_1():
+  two = report.mean_ci([0.2, 0.9])
+  assert two["n"] == 2 and two["std"] == pytest.approx(np.std([0.2, 0.9], ddof=1))
+  assert two["ci95"] is None and report._ci(two, 4) == "n<3"
+  wide = report.mean_ci([0.99, 0.5, 0.999], bounds=(0.0, 1.0))
+  unclipped = report.mean_ci([0.99, 0.5, 0.999])
+  assert unclipped["ci95"][1] > 1.0 and 0.0 < unclipped["ci95"][0] < 1.0
+  assert wide["ci95"] == [unclipped["ci95"][0], 1.0]
+  assert report.mean_ci([0.01, 0.6, 0.02], bounds=(0.0, 1.0))["ci95"][0] == 0.0
+
+
+@pytest.mark.parametrize("d,text", [
+    ({"n": 2, "mean": 0.12, "std": 0.1, "ci95": None},
+     "wide 0.120 dB above narrow (n<3 seeds: no interval, not a finding)"),
+    ({"n": 3, "mean": 0.12, "std": 0.1, "ci95": [0.05, 0.2]},
+     "wide 0.120 dB above narrow: wide better (95% CI excludes 0)"),
+    ({"n": 3, "mean": -0.3, "std": 0.1, "ci95": [-0.5, -0.1]},
+     "wide 0.300 dB below narrow: wide worse (95% CI excludes 0)"),
+    ({"n": 3, "mean": 0.02, "std": 0.1, "ci95": [-0.1, 0.14]},
+     "wide 0.020 dB above narrow: no detectable difference (95% CI includes 0)"),
+])
+def test_paired_reading_in_one_line(d, text):
+  assert report.reading(d, "wide", "narrow") == text
+
+
+def test_sweep_table_has_input_psnr_and_honest_cells_and_plot_names_both_levels(tmp_path):
+  level = {"psnr": {**report.mean_ci([30.0, 31.0]), "per_seed": [30.0, 31.0]},
+           "ssim": {**report.mean_ci([0.8, 0.9], bounds=(0, 1)), "per_seed": [0.8, 0.9]},
+           "input_psnr": 20.17, "n_images": 4, "set": "BSD68: 4 of 68 images, 64 px crops"}
+  variant = {"seeds": [0, 1], "levels": {"blocks10": level, "blocks50": level}, "params": 10,
+             "gflops_per_image": 0.1, "steps_per_sec": 2.0, "wall_seconds": 5.0}
+  paired = {lv: {"n": 2, "mean": 0.5, "std": 0.1, "ci95": None, "images": 4, "better": 0.75}
+            for lv in ("blocks10", "blocks50")}
+  summary = {"name": "s", "description": "d", "reference": "blocks10", "seeds": [0, 1],
+             "order": ["blocks10", "blocks50"], "missing": [], "confidence": 0.95,
+             "variants": {"blocks10": variant,
+                          "blocks50": {**variant, "paired_vs_reference": paired}}}
+  md = report.markdown(summary)
+  assert "| input PSNR | PSNR | PSNR 95% CI |" in md
+  assert "| blocks50 | blocks10 | 2 | 20.17 | 30.50 +- 0.71 | n<3 | 0.8500 +- 0.0707 | n<3 |" in md
+  assert "Eval images: BSD68: 4 of 68 images, 64 px crops." in md
+  assert "blocks50 0.500 dB above blocks10 (n<3 seeds: no interval, not a finding) |" in md
+  fig = report.plot(summary, str(tmp_path / "psnr.png"))
+  ax = fig.axes[0]
+  assert [t.get_text() for t in ax.get_xticklabels()] == ["trained: blocks10",
+                                                          "trained: blocks50"]
+  assert "trained" in ax.get_xlabel()
+  legend = ax.get_legend()
+  assert legend.get_title().get_text() == "eval level"
+  assert [t.get_text() for t in legend.get_texts()] == ["evaluated at blocks10",
+                                                        "evaluated at blocks50"]
+
+
+def test_protocol_flags_pass_a_sweeps_eval_protocol_on(tmp_path):
+  train_cfg = tiny_config()
+  eval_cfg = tiny_config(**{"eval.quantize": True, "eval.ssim_convention": "study"})
+  assert sweep.protocol_flags(train_cfg, eval_cfg) == [
+      "--config.eval.quantize=true", "--config.eval.ssim_convention=study"]
+  assert sweep.protocol_flags(train_cfg, train_cfg) == []
+
+
+def test_interrupted_sweep_says_how_to_resume(tmp_path, monkeypatch, capsys):
+  path = _tiny_file(tmp_path)
+  config = _load(path)
+
+  def interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+  monkeypatch.setattr(sweep, "_launch", interrupted)
+  workdir = str(tmp_path / "sw")
+  with pytest.raises(KeyboardInterrupt):
+    sweep.run(config, workdir, config_path=path)
+  out = capsys.readouterr().out
+  assert "sweep interrupted. Resume with the same command" in out
+  assert f"python launch.py --mode=sweep --config={path} --workdir={workdir}" in out
+
+
 def _write_csv(path, psnrs):
   with open(path, "w", newline="") as f:
     w = csv.writer(f)

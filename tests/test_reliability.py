@@ -288,7 +288,7 @@ def test_unknown_and_mistyped_fields_and_bad_config_json(tmp_path):
 
 # 8. restore mode ------------------------------------------------------------------------------
 
-def test_restore_continues_past_unreadable_inputs(tmp_path, caplog):
+def test_restore_continues_past_unreadable_inputs(tmp_path, capsys):
   workdir = str(tmp_path / "run")
   c = tiny_config()
   task = tasks.build(c, local_device_count=1, process_count=1)
@@ -307,8 +307,9 @@ def test_restore_continues_past_unreadable_inputs(tmp_path, caplog):
     restore.run(c, workdir, str(inputs), str(out), overwrite=True)
   assert err.value.code == 1
   assert sorted(os.listdir(out)) == ["a_gray.png", "c_rgb.png"]
-  assert Image.open(out / "c_rgb.png").mode == "RGB"  # converted for the model and back
-  assert "did not have the model's 1 channel" in caplog.text
+  assert Image.open(out / "c_rgb.png").mode == "RGB"  # restored per channel: colour kept
+  assert ("1 input(s) had other channels than the model's 1: each of R, G, B restored as a "
+          "gray image, colour kept") in capsys.readouterr().out
   umask = os.umask(0)
   os.umask(umask)
   for name in ("a_gray.png", "c_rgb.png"):  # replaced and new files alike

@@ -1,5 +1,6 @@
 """The loop's console and clock: the run's time estimate, timed checkpoints, logs above the bar."""
 
+import datetime
 import io
 import logging as py_logging
 import sys
@@ -32,6 +33,25 @@ def test_estimate_message_and_cpu_hint():
   assert ":quick" not in progress.estimate_message(0.3, 1000, backend="cpu")  # 5 min
   assert progress.format_duration(59) == "59 s"
   assert progress.format_duration(3 * 86400 + 7200) == "3 d 2 h"
+
+
+def test_estimate_gives_the_full_end_date_of_a_long_run():
+  line = progress.estimate_message(12.0, 100_000, backend="gpu", now=0.0)  # ~14 days
+  end = datetime.datetime.fromtimestamp(1_200_000.0)
+  assert f"(ends around {end:%a %Y-%m-%d %H:%M}; evals extra)" in line
+
+
+def test_training_says_it_compiles_and_what_its_evals_measured(tmp_path, caplog):
+  """One 'compiling' line before the first step; every eval line names the set, how many of
+  its images and the crop size (a training eval is not a test-set score)."""
+  with caplog.at_level(py_logging.INFO):
+    train.train_and_evaluate(tiny_config(total_steps=2), str(tmp_path / "w"),
+                             devices=jax.local_devices()[:1])
+  messages = [r.getMessage() for r in caplog.records]
+  assert sum("compiling the train step" in m for m in messages) == 1
+  evals = [m for m in messages if m.startswith("step 2 eval")]
+  assert evals and evals[0].startswith(
+      "step 2 eval (builtin photos: 2 of 4 images, 16 px crops): "), evals
 
 
 def test_clock_estimates_once_from_steps_after_the_compiling_one(monkeypatch, caplog):

@@ -292,8 +292,33 @@ def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
   return np.ascontiguousarray(image[y:y + size, x:x + size])
 
 
-def load_eval_images(config, source: sources_lib.Source | None = None
-                     ) -> list[tuple[str, np.ndarray]]:
+class EvalImages(list):
+  """The eval images, a list of (name, uint8 HWC), and what they are a part of: `set_name`
+  (e.g. 'BSD68'), `set_size` (images in the whole set), `crop` (data.eval_crop; 0: whole
+  images). `label` says it in words, e.g. 'BSD68: 4 of 68 images, 64 px crops'."""
+
+  def __init__(self, items, *, set_name: str, set_size: int, crop: int):
+    super().__init__(items)
+    self.set_name, self.set_size, self.crop = set_name, int(set_size), int(crop)
+
+  @property
+  def label(self) -> str:
+    return describe_set(self.set_name, len(self), self.set_size, self.crop)
+
+  @property
+  def row_fields(self) -> dict[str, Any]:
+    """What an eval results row records of the set (`restoration.eval.results`)."""
+    return {"set": self.set_name, "set_size": self.set_size, "eval_crop": self.crop}
+
+
+def describe_set(set_name: str, n_images: int, set_size: int | None, crop: int) -> str:
+  """'BSD68: 68 images' / 'BSD68: 4 of 68 images, 64 px crops' (whole images unless crops)."""
+  count = (f"{n_images} images" if set_size is None or n_images == set_size
+           else f"{n_images} of {set_size} images")
+  return f"{set_name}: {count}" + (f", {int(crop)} px crops" if crop else "")
+
+
+def load_eval_images(config, source: sources_lib.Source | None = None) -> EvalImages:
   """(name, uint8 HWC) eval images in a fixed order (centre-cropped with data.eval_crop).
 
   `source`: the opened `config.data.eval`; opened here if None.
@@ -321,7 +346,8 @@ def load_eval_images(config, source: sources_lib.Source | None = None
         image = pad_to_min(image, crop)
       image = centre_crop(image, crop)
     out.append((source.name(i), image))
-  return out
+  return EvalImages(out, set_name=specs.set_name(str(d.eval)),
+                    set_size=len(source), crop=crop)
 
 
 def eval_batches(images: Sequence, *, batch_size: int, process_index: int = 0,

@@ -37,7 +37,12 @@ Specs
                      tensorflow_datasets is imported only for these specs.
   pairs:INPUT_DIR,TARGET_DIR  (input, target) pairs matched by file stem, each item the two
                      images stacked on the channel axis (restoration.data.pairs); for
-                     config.task='paired'.
+                     config.task='paired', and for evaluating any run on your own noisy/clean
+                     pairs (with an empty eval chain nothing synthetic is added).
+  dataset:NAME       a set of the registry (restoration.datasets: bsd68, set12, cbsd68,
+                     train400, ...), read as folder: from its verified local copy (a data root
+                     such as ../shared/data, or the cache `python -m restoration.datasets
+                     fetch NAME` fills).
 
 Pixel conversion (all sources)
   * Files are decoded by `image_files.reading.read_pixels`, the decoder restore mode uses too (EXIF

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import tqdm
 from absl import logging
 from jax import lax
 
@@ -292,12 +293,19 @@ class Evaluator:
       self._steps[key] = parallel.parallelize(fn, devices=self.devices)
     return self._steps[key]
 
+  def _bar(self, progress: str | None) -> tqdm.tqdm:
+    """A bar over this process's eval images named `progress`; None: no bar (training)."""
+    mine = len(range(jax.process_index(), len(self.images), jax.process_count()))
+    return tqdm.tqdm(total=mine, desc=progress, unit="image", dynamic_ncols=True, leave=False,
+                     disable=progress is None or jax.process_index() != 0)
+
   def evaluate(self, variables: Any, specs: list[dict], *, replicated: bool = True,
-               keep_samples: int | None = None) -> EvalResult:
+               keep_samples: int | None = None, progress: str | None = None) -> EvalResult:
     """`variables` replicated over the local devices (as in training) unless replicated=False.
 
     Callers evaluating several levels should place the variables once themselves
-    (`parallel.to_devices(parallel.replicate(...))`) and pass replicated=True.
+    (`parallel.to_devices(parallel.replicate(...))`) and pass replicated=True. `progress`:
+    the description of a progress bar over the images (None: no bar).
     """
     host = variables if not replicated else None
     if host is None:  # one device's copy, only for shapes; nothing is fetched
@@ -308,7 +316,8 @@ class Evaluator:
                       "evaluated in tiles", len(big), big[0], self.options.memory_budget_mb)
       if replicated:
         variables = parallel.unreplicate(variables)
-      return self.evaluate_tiled(variables, specs, tile=0, keep_samples=keep_samples)
+      return self.evaluate_tiled(variables, specs, tile=0, keep_samples=keep_samples,
+                                 progress=progress)
     if not replicated:
       variables = parallel.to_devices(parallel.replicate(variables, self.devices), self.devices)
     keep = self.options.num_grid_images if keep_samples is None else keep_samples
@@ -316,11 +325,13 @@ class Evaluator:
     totals: dict[str, float] = {}
     per_image: dict[int, dict[str, float]] = {}
     samples = []
+    bar = self._bar(progress)
     for batch in data.eval_batches(self.images, batch_size=self.options.batch_size,
                                    process_index=jax.process_index(),
                                    process_count=jax.process_count(),
                                    local_device_count=parallel.local_device_count(self.devices)):
       sums, values, pictures = p_eval(variables, batch["image"], batch["valid"], batch["index"])
+      bar.update(int(np.sum(batch["valid"])))
       # Only the grid needs pictures: the images of later batches stay on the devices.
       sums, values = jax.device_get((sums, values))
       if len(samples) < keep:
@@ -333,6 +344,7 @@ class Evaluator:
         if len(samples) < keep:
           samples.append((pictures[d, 2, b], pictures[d, 0, b], pictures[d, 1, b],
                           per_image[i]["input_psnr"], per_image[i]["psnr"]))
+    bar.close()
     return _result(per_image, totals, self.images, samples)
 
   def _host(self, specs: list[dict]) -> tuple[Callable, Callable]:
@@ -345,7 +357,8 @@ class Evaluator:
     return self._host_fns[key]
 
   def evaluate_tiled(self, variables: Any, specs: list[dict], *, tile: int | None = None,
-                     overlap: int | None = None, keep_samples: int | None = None) -> EvalResult:
+                     overlap: int | None = None, keep_samples: int | None = None,
+                     progress: str | None = None) -> EvalResult:
     """Host-driven evaluation, one image at a time, for images too big for the pmapped step.
 
     `variables` unreplicated. Image i is corrupted exactly as in `eval_step` (key from
@@ -364,6 +377,7 @@ class Evaluator:
     apply = functools.partial(self.host_apply, variables)
     per_image: dict[int, dict[str, float]] = {}
     samples = []
+    bar = self._bar(progress)
     for i in range(jax.process_index(), len(self.images), jax.process_count()):
       image = self.images[i][1]
       model_input, target = prepare(jnp.asarray(image[None]), jnp.full((1,), i, jnp.int32))
@@ -373,10 +387,12 @@ class Evaluator:
           self_ensemble=o.self_ensemble, batch_tiles=_BATCH_TILES))
       values = jax.device_get(measure(restored, model_input, target, variables=variables))
       per_image[i] = {k: float(v[0]) for k, v in values.items()}
+      bar.update(1)
       if len(samples) < keep:
         shown, output, clean = map(np.asarray, show(model_input, restored, target))
         samples.append((clean, shown, output, per_image[i]["input_psnr"],
                         per_image[i]["psnr"]))
+    bar.close()
     order = sorted(per_image)
     names = sorted(per_image[order[0]]) if order else []
     sums = np.array([sum(per_image[i][k] for i in order) for k in names] + [len(order)])

@@ -16,15 +16,17 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from restoration.data.pipeline import describe_set
 from restoration.eval import evaluator
 from restoration.runtime import run_log
 
-RESULT_FIELDS = ("dataset", "corruption", "n_images", "input_psnr", "psnr", "input_ssim", "ssim",
-                 "loss", "convention", "step", "checkpoint", "self_ensemble", "tile",
-                 "tile_overlap", "eval_seed", "specs")
+# set, set_size, eval_crop: what the images are a part of (data.EvalImages.row_fields).
+RESULT_FIELDS = ("dataset", "corruption", "n_images", "set", "set_size", "eval_crop",
+                 "input_psnr", "psnr", "input_ssim", "ssim", "loss", "convention", "step",
+                 "checkpoint", "self_ensemble", "tile", "tile_overlap", "eval_seed", "specs")
 # stage, runs: rows of the chained pipeline's eval only (restoration.modes.chained_eval); null else.
-ROW_KEY = ("dataset", "corruption", "n_images", "convention", "step", "self_ensemble", "tile",
-           "tile_overlap", "eval_seed", "specs", "stage", "runs")
+ROW_KEY = ("dataset", "corruption", "n_images", "eval_crop", "convention", "step",
+           "self_ensemble", "tile", "tile_overlap", "eval_seed", "specs", "stage", "runs")
 PIPELINE_METRICS = (("input_psnr", 2), ("psnr", 2), ("input_ssim", 4), ("ssim", 4),
                     ("iou", 4), ("f1", 4), ("precision", 4), ("recall", 4))
 PER_IMAGE_FIELDS = ("psnr", "ssim", "input_psnr", "input_ssim")
@@ -33,14 +35,16 @@ PER_IMAGE_FIELDS = ("psnr", "ssim", "input_psnr", "input_ssim")
 # ---------------------------------------------------------------------------------- sweep
 
 def sweep_levels(config: ml_collections.ConfigDict) -> dict[str, list]:
-  """Level name -> corruption chain specs: config.eval.sweep, or {'train': config.corruption}.
+  """Level name -> corruption chain specs: config.eval.sweep, or {'train': config.corruption}
+  ({'none': []} when that chain is empty: e.g. `pairs:` data whose inputs are degraded already).
 
   Not validated here: `evaluator.EvalOptions.from_config` does that at start-up.
   """
   sweep = config.eval.get("sweep") or {}
   levels = {str(k): run_log.plain(v) for k, v in sweep.items()}
   if not levels:
-    levels = {"train": run_log.plain(config.corruption)}
+    chain = run_log.plain(config.corruption)
+    levels = {"train" if chain else "none": chain}
   return levels
 
 
@@ -126,23 +130,33 @@ def _specs_text(specs: Any) -> str:
   return " + ".join(out).replace("|", "\\|")
 
 
+def set_label(row: dict) -> str:
+  """What a row measured, e.g. 'BSD68: 4 of 68 images, 64 px crops' (`data.describe_set`);
+  rows written before these fields existed: '<n> images'."""
+  if row.get("set") is None:
+    return f"{row.get('n_images')} images"
+  return describe_set(row["set"], row["n_images"], row.get("set_size"),
+                      row.get("eval_crop") or 0)
+
+
 def markdown(rows: Sequence[dict]) -> str:
-  """Markdown tables: one per (dataset, step, checkpoint, convention, self_ensemble, tile,
-  tile_overlap, eval_seed); a row per level, with its images and corruption specs. Then the
+  """Markdown tables: one per (dataset, images, crop, step, checkpoint, convention,
+  self_ensemble, tile, tile_overlap, eval_seed), headed by what was measured ('BSD68: 4 of 68
+  images, 64 px crops'); a row per level, with its images and corruption specs. Then the
   chained pipeline's rows (those with a 'stage'), in `pipeline_markdown`'s tables."""
   groups: dict[tuple, list[dict]] = {}
   staged = [r for r in rows if "stage" in r]
   for r in (r for r in rows if "stage" not in r):
-    g = (r["dataset"], r["step"], r["checkpoint"], r["convention"], r["self_ensemble"],
-         r["tile"], r.get("tile_overlap"), r.get("eval_seed"))
+    g = (r["dataset"], set_label(r), r["step"], r["checkpoint"], r["convention"],
+         r["self_ensemble"], r["tile"], r.get("tile_overlap"), r.get("eval_seed"))
     groups.setdefault(g, []).append(r)
   parts = []
-  for (dataset, step, which, conv, ens, tile, overlap, seed), members in groups.items():
+  for (dataset, label, step, which, conv, ens, tile, overlap, seed), members in groups.items():
     extras = (", self-ensemble x8" if ens else "")
     extras += f", tiles {tile}px (overlap {overlap})" if tile else ""
     extras += f", eval seed {seed}" if seed is not None else ""
-    parts.append(f"### `{dataset}`: checkpoint step {step} ({which}), convention `{conv}`"
-                 f"{extras}\n")
+    parts.append(f"### {label} (`{dataset}`): checkpoint step {step} ({which}), convention "
+                 f"`{conv}`{extras}\n")
     parts.append("| level | images | loss | input PSNR | PSNR | input SSIM | SSIM | corruption |")
     parts.append("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in members:
@@ -169,8 +183,8 @@ def pipeline_markdown(rows: Sequence[dict]) -> str:
     r0 = members[0]
     extras = (", self-ensemble x8" if r0["self_ensemble"] else "")
     extras += f", tiles {r0['tile']}px (overlap {r0.get('tile_overlap')})" if r0["tile"] else ""
-    parts.append(f"### `{r0['dataset']}`: chained restore, convention `{r0['convention']}`"
-                 f"{extras}, eval seed {r0.get('eval_seed')}\n")
+    parts.append(f"### {set_label(r0)} (`{r0['dataset']}`): chained restore, convention "
+                 f"`{r0['convention']}`{extras}, eval seed {r0.get('eval_seed')}\n")
     parts.append(f"Damage: {_specs_text(r0.get('specs'))}\n")
     parts.append("| stage | images | input PSNR | PSNR | input SSIM | SSIM | IoU | F1 | "
                  "precision | recall | protocol | runs |")

@@ -47,7 +47,7 @@ def main(mode: str, config: ml_collections.ConfigDict | None, workdir: str, *,
          output_dir: str | None = None, overwrite: bool = False,
          sweep_emit: str = "none", config_path: str | None = None,
          from_path: str | None = None, sigma: float | None = None,
-         sigma_map: str | None = None) -> None:
+         sigma_map: str | None = None, skip_existing: bool = False) -> None:
   if (sigma is not None or sigma_map) and mode != "restore":
     raise ValueError(f"--sigma/--sigma_map apply to --mode=restore (of an FFDNet run), not "
                      f"--mode={mode}")
@@ -73,7 +73,7 @@ def main(mode: str, config: ml_collections.ConfigDict | None, workdir: str, *,
       raise ValueError("--mode=restore needs --input (file, folder or glob) and --output")
     from restoration.modes import restore  # pylint: disable=g-import-not-at-top
     restore.run(config, workdir, input_path, output_dir, step=step, overwrite=overwrite,
-                sigma=sigma, sigma_map=sigma_map)
+                sigma=sigma, sigma_map=sigma_map, skip_existing=skip_existing)
   elif mode == "sweep":
     from restoration.modes import sweep  # pylint: disable=g-import-not-at-top
     sweep.run(config, workdir, config_path=config_path, emit=sweep_emit)

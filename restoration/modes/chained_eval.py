@@ -136,7 +136,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = N
     used = {"end_to_end": [n for n, _ in chained.STAGES]}.get(stage, [stage])
     means = {k: results.finite(np.mean([v[k] for v in values])) for k in sorted(values[0])}
     rows.append({"dataset": dataset, "corruption": "damaged_gray", "stage": stage,
-                 "protocol": PROTOCOLS[stage], "n_images": len(values), **means,
+                 "protocol": PROTOCOLS[stage], "n_images": len(values),
+                 **images.row_fields, **means,
                  "step": None, "checkpoint": None, **options.row_fields,
                  "specs": specs, "threshold": threshold,
                  "runs": {n: runs[n] for n in used}})

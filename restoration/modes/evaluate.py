@@ -1,7 +1,10 @@
 """`launch.py --mode=eval`: evaluate a trained checkpoint over a corruption sweep.
 
-  python launch.py --mode=eval --config=configs/dncnn.py --workdir=runs/dncnn \\
+  python launch.py --mode=eval --workdir=runs/dncnn \\
     --config.data.eval=folder:../shared/data/denoise/test/BSD68 [--step=N]
+
+Without --config the run's own config.json is used, the --config.* overrides on top; with
+--config the run's stored metric protocol is kept unless overridden (restoration.run_config).
 
 The model (model.name, model.kwargs) and data.channels always come from the checkpoint's meta
 (`checkpoints.load_run`, `checkpoints.with_trained_model`; a warning names every field the --config
@@ -12,16 +15,20 @@ manager's checkpoint at that step, else the best one's), evaluates `config.data.
 process 0 only:
 
   eval/results.json     a JSON list of rows. Row fields: dataset, corruption, n_images,
-                        input_psnr, psnr, input_ssim, ssim, loss, convention, step, checkpoint
+                        set (e.g. 'BSD68'), set_size (images in the whole set), eval_crop
+                        (data.eval_crop; 0: whole images), input_psnr, psnr, input_ssim, ssim, loss, convention, step, checkpoint
                         ('best'|'latest'), self_ensemble, tile, tile_overlap, eval_seed, specs,
                         then the task's other metrics (mask runs: iou, f1, precision, recall).
                         Non-finite values are null. Rows accumulate over runs: a re-run with the
-                        same key (`results.ROW_KEY`: dataset, level, n_images, convention, step,
+                        same key (`results.ROW_KEY`: dataset, level, n_images, eval_crop,
+                        convention, step,
                         self_ensemble, tile, tile_overlap, eval_seed and the level's specs,
                         compared as canonical JSON; the chained pipeline's rows also stage
                         and runs) replaces its rows, other rows are kept.
-  eval/results.md       every row as markdown tables, one per (dataset, checkpoint step,
-                        convention, self_ensemble, tile, tile_overlap, eval_seed).
+  eval/results.md       every row as markdown tables, one per (dataset, images, crop,
+                        checkpoint step, convention, self_ensemble, tile, tile_overlap,
+                        eval_seed), each headed by what it measured, e.g. 'BSD68: 4 of 68
+                        images, 64 px crops' (whole sets: 'BSD68: 68 images').
   eval/per_image_<dataset>_<level>_<tag>.csv   name, psnr, ssim, input_psnr, input_ssim of
                         the latest run with that file name
                         (<dataset> is the spec sanitised to [A-Za-z0-9_-]; <tag> is
@@ -98,32 +105,34 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = N
   results_path = os.path.join(eval_dir, "results.json")
   # A broken results file fails before the work.
   old_rows = results.read_results(results_path) if lead else []
-  ev = evaluator.Evaluator(inference, data.load_eval_images(config), devices=devices)
+  images = data.load_eval_images(config)
+  ev = evaluator.Evaluator(inference, images, devices=devices)
   o = inference.options
   dataset = str(config.data.eval)
   tag = results.file_tag(trained.step, o.convention, o.self_ensemble, o.tile)
-  logging.info("eval: %s checkpoint step %d on %s (%d images), levels %s, convention %s%s",
-               trained.which, trained.step, dataset, len(ev.images), list(levels),
+  logging.info("eval: %s checkpoint step %d on %s (%s), levels %s, convention %s%s",
+               trained.which, trained.step, dataset, images.label, list(levels),
                o.convention, f", tiles {o.tile}" if o.tile > 0 else "")
   # Placed on the devices once for every level and batch (host arrays would be re-sent).
   placed = (None if o.tile > 0 else
             parallel.to_devices(parallel.replicate(trained.variables, devices), devices))
   rows = []
   for level, specs in levels.items():
+    bar = f"eval {level}"
     if o.tile > 0:
-      result = ev.evaluate_tiled(trained.variables, specs)
+      result = ev.evaluate_tiled(trained.variables, specs, progress=bar)
     else:
-      result = ev.evaluate(placed, specs)
+      result = ev.evaluate(placed, specs, progress=bar)
     row = {"dataset": dataset, "corruption": level, "n_images": result.n_images,
-           **{k: results.finite(v) for k, v in result.means.items()},
+           **images.row_fields, **{k: results.finite(v) for k, v in result.means.items()},
            "step": trained.step, "checkpoint": trained.which, **o.row_fields, "specs": specs}
     # Task-specific means (e.g. a mask run's iou, f1, precision, recall) follow the fields.
     rows.append({**{k: row.get(k) for k in results.RESULT_FIELDS},
                  **{k: row[k] for k in sorted(result.means)
                     if k not in results.RESULT_FIELDS}})
-    logging.info("eval %s: psnr %.3f (input %.3f), ssim %.4f (input %.4f)", level,
-                 result.means["psnr"], result.means["input_psnr"], result.means["ssim"],
-                 result.means["input_ssim"])
+    logging.info("eval %s on %s: psnr %.3f (input %.3f), ssim %.4f (input %.4f)", level,
+                 images.label, result.means["psnr"], result.means["input_psnr"],
+                 result.means["ssim"], result.means["input_ssim"])
     if lead:
       name = f"{results.slug(dataset)}_{results.slug(level)}_{tag}"
       os.makedirs(eval_dir, exist_ok=True)

@@ -30,10 +30,12 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 
 import ml_collections
 
 from restoration import cli
+from restoration import run_config
 from restoration.sweeps import report
 from restoration.sweeps import spec
 
@@ -84,6 +86,20 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, config_path: str,
           f"  {aggregate_command(workdir)}", flush=True)
     return
   todo = spec.runs(config)
+  try:
+    _run_all(config, todo, workdir, path, arg)
+  except KeyboardInterrupt:
+    again = shlex.join(["python", "launch.py", "--mode=sweep",
+                        f"--config={path}{':' + arg if arg else ''}", f"--workdir={workdir}"])
+    print(f"\nsweep interrupted. Resume with the same command (finished runs are skipped, an "
+          f"interrupted run resumes from its last checkpoint):\n  {again}", flush=True)
+    raise
+  out = report.aggregate(workdir)
+  print(f"sweep results: {out}", flush=True)
+
+
+def _run_all(config: ml_collections.ConfigDict, todo: Sequence[tuple[str, int]], workdir: str,
+             path: str, arg: str) -> None:
   for i, (variant, seed) in enumerate(todo, 1):
     rundir = os.path.join(workdir, spec.run_dir(variant, seed))
     train_cfg = spec.resolve(config, variant, seed)
@@ -98,14 +114,26 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, config_path: str,
       print(f"{label}: train", flush=True)
       _launch(rundir, "train", path, run_arg(arg, variant, seed))
     print(f"{label}: eval", flush=True)
-    _launch(rundir, "eval", path, run_arg(arg, variant, seed, for_eval=True))
-  out = report.aggregate(workdir)
-  print(f"sweep results: {out}", flush=True)
+    _launch(rundir, "eval", path, run_arg(arg, variant, seed, for_eval=True),
+            protocol_flags(train_cfg, eval_cfg))
 
 
-def _launch(rundir: str, stage: str, path: str, arg: str) -> None:
+def protocol_flags(train_cfg: ml_collections.ConfigDict,
+                   eval_cfg: ml_collections.ConfigDict) -> list[str]:
+  """`--config.F=V` for the metric-protocol fields the sweep's eval overrides change: eval mode
+  keeps a run's stored protocol unless the command line says otherwise (run_config)."""
+  flags = []
+  for field in run_config.PROTOCOL:
+    group, name = field.split(".")
+    value = eval_cfg[group].get(name)
+    if value != train_cfg[group].get(name):
+      flags.append(f"--config.{field}={value if isinstance(value, str) else json.dumps(value)}")
+  return flags
+
+
+def _launch(rundir: str, stage: str, path: str, arg: str, flags: Sequence[str] = ()) -> None:
   os.makedirs(rundir, exist_ok=True)
-  cmd = [sys.executable, LAUNCH, f"--config={path}:{arg}", f"--workdir={rundir}"]
+  cmd = [sys.executable, LAUNCH, f"--config={path}:{arg}", f"--workdir={rundir}", *flags]
   if stage == "eval":
     cmd.append("--mode=eval")
   log = os.path.join(rundir, f"{stage}.log")

@@ -102,8 +102,8 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
   if lead:
     run_log.write_config(workdir, config, step=start_step)
   writer = run_log.MetricWriter(workdir, enabled=lead, resume_step=start_step)
-  ev = evaluator.Evaluator(
-      task.inference, data.load_eval_images(config, task.sources.eval), devices=devices)
+  eval_images = data.load_eval_images(config, task.sources.eval)
+  ev = evaluator.Evaluator(task.inference, eval_images, devices=devices)
 
   p_train = parallel.parallelize(task.train_step, donate_argnums=(0,), devices=devices)
   rstate = parallel.to_devices(parallel.replicate(state, devices), devices)
@@ -120,6 +120,8 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
                   desc="train", unit="step", dynamic_ncols=True)
   console = progress.logs_above(bar)
   check = functools.partial(_flush, names=task.finite_metrics, ckpt=ckpt)
+  if start_step < config.total_steps:  # the first step is silent while XLA compiles it
+    logging.info("compiling the train step (the first step includes it)")
   try:
     for step in range(start_step + 1, config.total_steps + 1):  # `step` = steps done after it
       batch, data_state = next(batches)
@@ -159,7 +161,7 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
         result = ev.evaluate(
             parallel.to_devices(parallel.replicate(variables, devices), devices),
             list(config.corruption))
-        writer.write(step, "eval", **result.means)
+        writer.write(step, "eval", about=eval_images.label, **result.means)
         grid = result.grid_arrays(config.eval.num_grid_images)
         if lead and grid:
           pixels = visualize.save_grid(

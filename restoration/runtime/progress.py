@@ -46,7 +46,7 @@ def estimate_message(seconds_per_step: float, remaining: int, *, backend: str,
   total = seconds_per_step * remaining
   end = datetime.datetime.fromtimestamp((time.time() if now is None else now) + total)
   line = (f"{seconds_per_step:.3g} s/step: the remaining {remaining:,} steps take about "
-          f"{format_duration(total)} (ends around {end:%a %H:%M}; evals extra)")
+          f"{format_duration(total)} (ends around {end:%a %Y-%m-%d %H:%M}; evals extra)")
   if backend == "cpu" and total > QUICK_HINT_SECONDS:
     line += (". This is a full-size run on a CPU: add `:quick` to the --config file (e.g. "
              "--config=configs/unet1024.py:quick) for a run of minutes")

@@ -158,7 +158,9 @@ class MetricWriter:
         f.writelines(kept)
       os.replace(tmp, self.path)
 
-  def write(self, step: int, kind: str, **scalars: float) -> None:
+  def write(self, step: int, kind: str, *, about: str | None = None, **scalars: float) -> None:
+    """Appends one event; `about` (e.g. 'BSD68: 4 of 68 images, 64 px crops') goes into the
+    log line only, so a reader knows what the numbers measured."""
     if not self.enabled:
       return
     event = {"step": int(step), "kind": kind}
@@ -170,7 +172,7 @@ class MetricWriter:
       if math.isfinite(v):
         self._tb.add_scalar(f"{kind}/{k}", v, step)
     self._tb.flush()
-    logging.info("step %d %s: %s", step, kind,
+    logging.info("step %d %s%s: %s", step, kind, f" ({about})" if about else "",
                  ", ".join(f"{k}={float(v):.4g}" for k, v in scalars.items()))
 
   def image(self, step: int, tag: str, image: Any) -> None:

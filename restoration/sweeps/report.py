@@ -9,8 +9,10 @@ metrics.jsonl and wall_time.jsonl. Runs without eval results are listed as missi
 
 Per variant and eval level, over seeds (one value per seed: that run's mean over the eval
 images): mean, sample std (ddof=1) and the 95% confidence interval of the mean,
-mean +- t_{0.975, n-1} * std / sqrt(n) (Student t, scipy.stats); with one seed std and CI are
-undefined (null / '-'). Also, per variant: params of the inference model (from
+mean +- t_{0.975, n-1} * std / sqrt(n) (Student t, scipy.stats), given from 3 seeds on (null,
+'n<3' in the table, below; one seed has no std either) and, for SSIM, clipped to [0, 1]. The
+table also gives the corrupted input's PSNR, and the eval images ('BSD68: 4 of 68 images, 64
+px crops'). Also, per variant: params of the inference model (from
 jax.eval_shape of its init; a GAN's generator), GFLOPs of restoring one eval image (XLA cost
 analysis of the compiled float32 forward pass; a multiply-add is 2 FLOPs; the image is
 data.eval_crop px square, or patch_size when eval images are whole; a PixelCNN's decode is
@@ -22,7 +24,9 @@ Paired comparison with the reference variant, per level: for each seed k that bo
 the per-image PSNR of variant/seed<k> and reference/seed<k> (same eval images and the same
 corrupted inputs: eval.seed is shared), d_k = mean over images of (PSNR_variant - PSNR_ref);
 then mean, std and t-CI of d_k over seeds as above. `better` is the fraction of all
-(seed, image) pairs where the variant's PSNR is higher.
+(seed, image) pairs where the variant's PSNR is higher; `reading` says it in words (better /
+worse when the CI excludes 0, no detectable difference when it includes 0, no finding below 3
+seeds). psnr.png: x = the variants (how each was trained), one marker per eval level.
 
 The eval rows used are those matching the eval config's dataset, level, specs, eval seed,
 convention, self-ensemble and tile; among several (re-evaluations), the highest checkpoint
@@ -54,10 +58,16 @@ from restoration.eval import visualize
 from restoration.tasks import autoregressive as autoregressive_task
 
 CONFIDENCE = 0.95
+# Fewer seeds give no interval: with 2, t_{0.975,1} = 12.7 makes it wider than any real effect
+# (an SSIM interval of [-0.38, 1.84]); the table says 'n<3' instead.
+MIN_CI_SEEDS = 3
 
 
-def mean_ci(values: Sequence[float]) -> dict:
-  """{'n', 'mean', 'std' (ddof=1), 'ci95': [lo, hi]} of `values` (Student t over n - 1 dof)."""
+def mean_ci(values: Sequence[float], *, bounds: tuple[float, float] | None = None) -> dict:
+  """{'n', 'mean', 'std' (ddof=1), 'ci95': [lo, hi]} of `values` (Student t over n - 1 dof).
+
+  'ci95' is None below MIN_CI_SEEDS values; `bounds` (e.g. (0, 1) for SSIM) clip it to the
+  values the quantity can take."""
   x = np.asarray(values, np.float64)
   n = int(x.size)
   if n == 0:
@@ -66,8 +76,27 @@ def mean_ci(values: Sequence[float]) -> dict:
   if n < 2:
     return {"n": 1, "mean": mean, "std": None, "ci95": None}
   std = float(x.std(ddof=1))
+  if n < MIN_CI_SEEDS:
+    return {"n": n, "mean": mean, "std": std, "ci95": None}
   half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * std / math.sqrt(n)
-  return {"n": n, "mean": mean, "std": std, "ci95": [mean - half, mean + half]}
+  lo, hi = mean - half, mean + half
+  if bounds is not None:
+    lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+  return {"n": n, "mean": mean, "std": std, "ci95": [lo, hi]}
+
+
+def reading(d: dict, variant: str, reference: str) -> str:
+  """The paired comparison in words: which way, and whether the interval excludes 0."""
+  if d["mean"] is None:
+    return "no common seeds"
+  way = "above" if d["mean"] > 0 else "below"
+  said = f"{variant} {abs(d['mean']):.3f} dB {way} {reference}"
+  if d["ci95"] is None:
+    return f"{said} (n<3 seeds: no interval, not a finding)"
+  lo, hi = d["ci95"]
+  if lo > 0 or hi < 0:
+    return f"{said}: {variant} {'better' if lo > 0 else 'worse'} (95% CI excludes 0)"
+  return f"{said}: no detectable difference (95% CI includes 0)"
 
 
 def eval_config(rundir: str, eval_overrides: dict) -> ml_collections.ConfigDict:
@@ -203,8 +232,10 @@ def summarize(workdir: str) -> dict:
         rows = [files[v][s][level][0] for s in seeds]
         entry["levels"][level] = {
             "psnr": {**mean_ci([r["psnr"] for r in rows]), "per_seed": [r["psnr"] for r in rows]},
-            "ssim": {**mean_ci([r["ssim"] for r in rows]), "per_seed": [r["ssim"] for r in rows]},
-            "input_psnr": rows[0]["input_psnr"], "n_images": rows[0]["n_images"]}
+            "ssim": {**mean_ci([r["ssim"] for r in rows], bounds=(0.0, 1.0)),
+                     "per_seed": [r["ssim"] for r in rows]},
+            "input_psnr": rows[0]["input_psnr"], "n_images": rows[0]["n_images"],
+            "set": results.set_label(rows[0])}
       runs = [os.path.join(workdir, spec.run_dir(v, s)) for s in seeds]
       entry["steps_per_sec"] = _mean_of([_steps_per_sec(r) for r in runs])
       entry["wall_seconds"] = _mean_of([_wall_seconds(r) for r in runs])
@@ -233,43 +264,55 @@ def _f(x, digits: int) -> str:
 
 
 def _ci(s: dict, digits: int) -> str:
-  return "-" if s["ci95"] is None else f"[{s['ci95'][0]:.{digits}f}, {s['ci95'][1]:.{digits}f}]"
+  if s["ci95"] is None:
+    return "n<3" if s["n"] else "-"
+  return f"[{s['ci95'][0]:.{digits}f}, {s['ci95'][1]:.{digits}f}]"
 
 
 def markdown(summary: dict) -> str:
   s, ref = summary, summary["reference"]
   out = [f"# Sweep `{s['name']}`", "", s["description"], "",
          f"Seeds: {', '.join(map(str, s['seeds']))}. Mean +- std over seeds; 95% CI of the mean "
-         "(Student t). GFLOPs: restoring one eval image (one forward pass; a PixelCNN's decode: "
-         "one pass per sub-pixel).", ""]
+         f"(Student t; none with fewer than {MIN_CI_SEEDS} seeds: 'n<3'; SSIM's clipped to "
+         "[0, 1]). Input PSNR: the corrupted input's, the same for every variant. GFLOPs: "
+         "restoring one eval image (one forward pass; a PixelCNN's decode: one pass per "
+         "sub-pixel).", ""]
   if s["missing"]:
     out += [f"Missing (not evaluated yet): {', '.join(s['missing'])}", ""]
-  out += ["| variant | level | seeds | PSNR | PSNR 95% CI | SSIM | SSIM 95% CI | params | "
-          "GFLOPs | steps/s | wall (s) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+  sets = sorted({m.get("set") or "-" for e in s["variants"].values()
+                 for m in e["levels"].values()})
+  if sets:
+    out += [f"Eval images: {'; '.join(sets)}.", ""]
+  out += ["| variant | level | seeds | input PSNR | PSNR | PSNR 95% CI | SSIM | SSIM 95% CI | "
+          "params | GFLOPs | steps/s | wall (s) |",
+          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
   for v in s["order"]:
     e = s["variants"][v]
     for level in sorted(e["levels"], key=spec.natural_key):
       m = e["levels"][level]
       p, q = m["psnr"], m["ssim"]
       out.append(
-          f"| {v} | {level} | {p['n']} | {_f(p['mean'], 2)} +- {_f(p['std'], 2)} | "
+          f"| {v} | {level} | {p['n']} | {_f(m.get('input_psnr'), 2)} | "
+          f"{_f(p['mean'], 2)} +- {_f(p['std'], 2)} | "
           f"{_ci(p, 2)} | {_f(q['mean'], 4)} +- {_f(q['std'], 4)} | {_ci(q, 4)} | "
           f"{e['params']:,} | {_f(e['gflops_per_image'], 3)} | {_f(e['steps_per_sec'], 1)} | "
           f"{_f(e['wall_seconds'], 0)} |")
   out += ["", f"## Paired PSNR difference vs `{ref}` (dB; same eval images, per seed)", "",
-          "| variant | level | seeds | images | mean dPSNR +- std | 95% CI | images better |",
-          "|---|---|---:|---:|---:|---:|---:|"]
+          "| variant | level | seeds | images | mean dPSNR +- std | 95% CI | images better | "
+          "reading |",
+          "|---|---|---:|---:|---:|---:|---:|---|"]
   for v in s["order"]:
     paired = s["variants"][v].get("paired_vs_reference", {})
     for level in sorted(paired, key=spec.natural_key):
       d = paired[level]
       better = "-" if d["better"] is None else f"{100 * d['better']:.0f}%"
       out.append(f"| {v} | {level} | {d['n']} | {d['images'] or '-'} | "
-                 f"{_f(d['mean'], 3)} +- {_f(d['std'], 3)} | {_ci(d, 3)} | {better} |")
+                 f"{_f(d['mean'], 3)} +- {_f(d['std'], 3)} | {_ci(d, 3)} | {better} | "
+                 f"{reading(d, v, ref)} |")
   return "\n".join(out) + "\n"
 
 
-def plot(summary: dict, path: str) -> None:
+def plot(summary: dict, path: str) -> Figure:
   """PSNR per variant, one series per level; error bars: 95% CI (none with one seed)."""
   fig = Figure(figsize=visualize.FIGSIZE, dpi=visualize.DPI)
   FigureCanvasAgg(fig)
@@ -288,14 +331,16 @@ def plot(summary: dict, path: str) -> None:
       xs.append(i + (j - (len(levels) - 1) / 2) * width)
       ys.append(p["mean"])
       errs.append(0.0 if p["ci95"] is None else p["ci95"][1] - p["mean"])
-    ax.errorbar(xs, ys, yerr=errs, fmt="o", capsize=3, label=level)
-  ax.set_xticks(range(len(order)), order)
-  ax.set_ylabel("PSNR (dB), mean and 95% CI over seeds")
-  ax.set_title(f"sweep {summary['name']} (colour: eval level)")
+    ax.errorbar(xs, ys, yerr=errs, fmt="o", capsize=3, label=f"evaluated at {level}")
+  ax.set_xticks(range(len(order)), [f"trained: {v}" for v in order])
+  ax.set_xlabel("variant (what the model was trained with)")
+  ax.set_ylabel("PSNR (dB), mean over seeds; bars: 95% CI (n>=3)")
+  ax.set_title(f"sweep {summary['name']}")
   ax.grid(True, alpha=0.3)
-  ax.legend(fontsize="small")
+  ax.legend(fontsize="small", title="eval level", title_fontsize="small")
   fig.tight_layout()
   fig.savefig(path, metadata={"Software": None})
+  return fig
 
 
 def aggregate(workdir: str) -> str:
