@@ -4,7 +4,8 @@ In a scratch copy of the project's layout (the repository's files linked, `../sh
 linked to this machine's data): restore a noisy photo with the published CDnCNN-B weights,
 evaluate them with the paper's protocol on CBSD68, train and evaluate a quick DnCNN, run a
 quick sweep. `pip install -r requirements.txt` is not run (the test runs in an installed
-environment). ~25 min on 2 CPU cores, most of it the full-size CBSD68 eval at three sigmas.
+environment). 36 min on 2 busy CPU cores (load ~10), most of it the full-size CBSD68 eval at
+three sigmas.
 """
 
 import json
