@@ -33,6 +33,7 @@ from restoration.eval import evaluator
 from restoration.runtime import parallel
 from restoration.runtime import preemption
 from restoration.runtime import progress
+from restoration.runtime import resume
 from restoration.runtime import run_log
 from restoration import tasks
 from restoration.eval import visualize
@@ -56,6 +57,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   (`preemption`: checkpoint at the step reached, then `Preempted`, exit status 128+signal).
   """
   config_fields.check(config)
+  resume.check_mode(config)
   source = checkpoints.load_run(config.init_from) if config.init_from else None
   if source is not None:  # fine-tuning keeps the source run's architecture (warns if it differs)
     config = checkpoints.with_trained_model(config, source.meta, config.init_from)
@@ -92,7 +94,7 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
                    config.init_from)
   else:
     run_log.check_resumable(workdir, config, ckpt.latest_step())
-    state, data_state = ckpt.restore_latest(task.abstract_state())
+    state, data_state = resume.restore(ckpt, task, config, workdir)
     start_step = int(state.step)
     if train_data is not None:
       train_data.set_state(data_state)

@@ -28,6 +28,7 @@ import json
 import math
 import logging as py_logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -35,6 +36,7 @@ import numpy as np
 import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
+from etils import epath
 
 from restoration.runtime import run_log
 
@@ -44,6 +46,38 @@ MANIFEST = "sha256.json"
 
 class CheckpointError(RuntimeError):
   """A checkpoint could not be saved or no intact one could be read (one-line message)."""
+
+
+class StateMismatch(ValueError):
+  """A checkpoint holds a training state of another structure than the config builds: a
+  config change (e.g. optimizer.grad_clip_norm added), never damage, so it is never moved to
+  broken/. `stored` / `wanted` are the two `layout()`s."""
+
+  def __init__(self, step_dir: str, step: int, stored: dict, wanted: dict):
+    self.step_dir, self.step, self.stored, self.wanted = step_dir, int(step), stored, wanted
+    super().__init__(f"checkpoint {step_dir} holds a training state of another structure "
+                     f"than this config builds ({layout_diff(stored, wanted)})")
+
+
+def layout(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
+  """{'opt_state/0/mu/conv0/kernel': (shape, dtype), ...}: the arrays of a state (or of
+  Orbax's metadata of a saved one) by their path as Orbax stores them."""
+  return {jax.tree_util.keystr(path, simple=True, separator="/"):
+          (tuple(leaf.shape), np.dtype(leaf.dtype).name)
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def layout_diff(stored: dict, wanted: dict, limit: int = 2) -> str:
+  """A short description of how two layouts differ."""
+  parts = []
+  for label, keys in (("only in the checkpoint", sorted(set(stored) - set(wanted))),
+                      ("only in this config", sorted(set(wanted) - set(stored))),
+                      ("shape/dtype differs", sorted(k for k in set(stored) & set(wanted)
+                                                      if stored[k] != wanted[k]))):
+    if keys:
+      more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+      parts.append(f"{label}: {', '.join(keys[:limit])}{more}")
+  return "; ".join(parts)
 
 
 def _short(e: BaseException) -> str:
@@ -190,6 +224,8 @@ class Checkpointer:
       if reason is None:
         try:
           out = read(step)
+        except StateMismatch:  # the config differs, the checkpoint is fine: never set aside
+          raise
         except Exception as e:  # pylint: disable=broad-except
           reason = f"unreadable: {_short(e)}"
       if reason is None and nonfinite(out):
@@ -233,16 +269,32 @@ class Checkpointer:
     self._unhashed["best"].add(int(step))
     return True
 
-  def restore_latest(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
+  def stored_layout(self, step: int) -> dict:
+    """`layout()` of the state saved at latest/<step>, from Orbax's metadata (no array read)."""
+    path = epath.Path(self.step_dir("latest", step)) / "state"
+    return layout(ocp.StandardCheckpointHandler().metadata(path).tree)
+
+  def restore_latest(self, abstract_state: Any, step: int | None = None, *,
+                     adapt: Callable[[Any], Any] | None = None) -> tuple[Any, dict]:
     """Restores (state, data_state) from `step` (default: the newest intact one).
 
     Broken checkpoints are set aside with a warning (module docstring); CheckpointError when
-    none is intact.
+    none is intact. A checkpoint whose state has another structure than `abstract_state`
+    raises StateMismatch before anything is read or moved, unless `adapt` is given: then the
+    state is read as stored (nested dicts/lists of host arrays) and `adapt` turns it into the
+    wanted one (`runtime.resume`).
     """
+    wanted = layout(abstract_state)
+
     def read(s):
+      stored = self.stored_layout(s)
+      if stored != wanted and adapt is None:
+        raise StateMismatch(self.step_dir("latest", s), s, stored, wanted)
+      target = abstract_state if stored == wanted else None
       out = self.latest.restore(s, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
-      return out.state, dict(out.data or {})
+          state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
+      state = out.state if target is not None else adapt(out.state)
+      return state, dict(out.data or {})
 
     found, out = self._first_intact(self.latest, "latest", read,
                                     None if step is None else [step])
