@@ -27,6 +27,7 @@ import tqdm
 from absl import logging
 
 from restoration.runtime import checkpoints
+from restoration.runtime import exit_codes
 from restoration import config_fields
 from restoration import data
 from restoration.eval import evaluator
@@ -46,6 +47,7 @@ _CADENCES = ("total_steps", "log_every_steps", "eval_every_steps", "checkpoint_e
 
 class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN/inf metric; the last good checkpoint is kept."""
+  exit_status = exit_codes.DIVERGED
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,

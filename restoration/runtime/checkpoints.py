@@ -38,6 +38,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 
+from restoration.runtime import exit_codes
 from restoration.runtime import run_log
 
 
@@ -46,6 +47,16 @@ MANIFEST = "sha256.json"
 
 class CheckpointError(RuntimeError):
   """A checkpoint could not be saved or no intact one could be read (one-line message)."""
+
+
+class SaveError(CheckpointError):
+  """Saving a checkpoint failed (disk full, I/O error): the run stops at the next step."""
+  exit_status = exit_codes.IO_ERROR
+
+
+class NoIntactCheckpoint(CheckpointError):
+  """Every candidate checkpoint failed its checks (they were set aside, never deleted)."""
+  exit_status = exit_codes.NO_INTACT_CHECKPOINT
 
 
 class StateMismatch(ValueError):
@@ -190,7 +201,7 @@ class Checkpointer:
       try:
         manager.check_for_errors()
       except Exception as e:  # pylint: disable=broad-except
-        raise CheckpointError(f"saving a checkpoint under {manager.directory} failed: "
+        raise SaveError(f"saving a checkpoint under {manager.directory} failed: "
                               f"{_short(e)}") from e
       pending = self._unhashed[which]
       if pending and not manager.is_saving_in_progress():
@@ -299,7 +310,7 @@ class Checkpointer:
     found, out = self._first_intact(self.latest, "latest", read,
                                     None if step is None else [step])
     if found is None:
-      raise CheckpointError(
+      raise NoIntactCheckpoint(
           f"no intact checkpoint in {self.latest.directory} (broken: {'; '.join(out)}); they "
           f"were moved to {os.path.join(self.workdir, 'broken')}: rerun to start from scratch")
     return out
@@ -382,7 +393,7 @@ def load_run(workdir: str, *, step: int | None = None) -> TrainedRun:
         break
       broken.append(f"{which}/{out[0]}")
     else:
-      raise CheckpointError(f"no intact checkpoint in {workdir!r}: {'; '.join(broken)}")
+      raise NoIntactCheckpoint(f"no intact checkpoint in {workdir!r}: {'; '.join(broken)}")
     if which == "latest" and step is None:
       logging.warning("%s: no usable best checkpoint; using the latest (step %d)", workdir,
                       found)
