@@ -89,3 +89,33 @@ def test_graft_keeps_matching_stages_in_order_and_reinits_the_rest():
 def test_bad_resume_optimizer_value_fails_at_start(tmp_path):
   with pytest.raises(ValueError, match=r"config.resume_optimizer='keep'; allowed"):
     train.train_and_evaluate(tiny_config(resume_optimizer="keep"), str(tmp_path / "r"))
+
+
+# An unreadable config.json -------------------------------------------------------------------
+
+def test_unreadable_config_json_is_named_and_the_given_config_stands_in(tmp_path, caplog):
+  workdir = str(tmp_path / "run")
+  c = tiny_config()
+  task = tasks.build(c, local_device_count=1, process_count=1)
+  checkpoints.export(workdir, c, task.inference_variables(jax.jit(task.init_state)()),
+                     task.model_meta())
+  path = os.path.join(workdir, "config.json")
+  open(path, "w").close()  # truncated by a full disk
+  with pytest.raises(ValueError, match=rf"{path} is not a readable JSON config .*pass --config"):
+    checkpoints.load_run(workdir)
+  run = checkpoints.load_run(workdir, config=c)  # eval / restore with --config
+  assert run.step == 0 and run.config is c
+  assert f"{path} is not a readable JSON config" in caplog.text
+
+
+def test_resume_with_an_unreadable_config_json_uses_the_given_config(tmp_path, caplog):
+  workdir = str(tmp_path / "run")
+  train.train_and_evaluate(tiny_config(total_steps=2), workdir, devices=ONE)
+  path = os.path.join(workdir, "config.json")
+  with open(path, "w") as f:
+    f.write('{"model": ')
+  state = train.train_and_evaluate(tiny_config(total_steps=3), workdir, devices=ONE)
+  assert int(state.step) == 3
+  assert f"{path} is unreadable" in caplog.text
+  assert open(os.path.join(workdir, "config.step2.json")).read() == '{"model": '  # kept
+  assert '"total_steps": 3' in open(path).read()

@@ -208,7 +208,7 @@ def run(
   plan = plan_outputs(inputs, output_dir, overwrite=overwrite)
   if chained.enabled(config):  # mask -> colourise -> inpaint of three runs; workdir unused
     return chained.run(config, plan, output_dir, overwrite=overwrite)
-  trained = checkpoints.load_run(workdir, step=step)
+  trained = checkpoints.load_run(workdir, step=step, config=config)
   inference = tasks.inference_for(trained.meta, config, options=options)
   if inference.needs_mask:
     raise ValueError(f"{workdir!r} is a {trained.meta['task']!r} checkpoint: its model also "

@@ -113,6 +113,18 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
              else parallel.to_devices(parallel.replicate(consts, devices), devices))
   block_each_step = jax.default_backend() == "cpu"  # CPU collectives can deadlock otherwise
 
+  def evaluate(step: int, variables: Any) -> None:
+    result = ev.evaluate(parallel.to_devices(parallel.replicate(variables, devices), devices),
+                         list(config.corruption))
+    writer.write(step, "eval", **result.means)
+    grid = result.grid_arrays(config.eval.num_grid_images)
+    if lead and grid:
+      pixels = visualize.save_grid(
+          os.path.join(workdir, "images", f"step_{step:07d}.png"), **grid)
+      writer.image(step, "eval/grid", pixels)
+    # The task's selection metric (PSNR for restorers) is what best/ keeps the max of.
+    ckpt.save_best(step, variables, meta, result.means[task.inference.selection_metric])
+
   pending: list[tuple[int, dict]] = []
   data_state: dict | None = None
   batches = (_prefetch_to_devices(train_data, devices, config.data.prefetch)
@@ -123,6 +135,10 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
   console = progress.logs_above(bar)
   check = functools.partial(_flush, names=task.finite_metrics, ckpt=ckpt)
   try:
+    if start_step and start_step % config.eval_every_steps == 0 and not _evaluated(
+        writer.path, start_step):  # the run stopped (killed) during this step's eval: redo it
+      logging.info("step %d was checkpointed but not evaluated: evaluating it now", start_step)
+      evaluate(start_step, task.inference_variables(state))
     for step in range(start_step + 1, config.total_steps + 1):  # `step` = steps done after it
       batch, data_state = next(batches)
       rstate, metrics = p_train(rstate, batch, rconsts)
@@ -157,17 +173,9 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
         ckpt.save_latest(step, host_state, data_state, variables, meta)
         clock.saved()
       if evaluate_now:
-        result = ev.evaluate(
-            parallel.to_devices(parallel.replicate(variables, devices), devices),
-            list(config.corruption))
-        writer.write(step, "eval", **result.means)
-        grid = result.grid_arrays(config.eval.num_grid_images)
-        if lead and grid:
-          pixels = visualize.save_grid(
-              os.path.join(workdir, "images", f"step_{step:07d}.png"), **grid)
-          writer.image(step, "eval/grid", pixels)
-        # The task's selection metric (PSNR for restorers) is what best/ keeps the max of.
-        ckpt.save_best(step, variables, meta, result.means[task.inference.selection_metric])
+        if checkpoint:  # on disk and checksummed before the eval: a kill during it loses nothing
+          ckpt.commit("latest")
+        evaluate(step, variables)
       if stop.requested and not last:
         ckpt.wait()
         raise stop.exit(step, ckpt.step_dir("latest", step))
@@ -184,6 +192,13 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
   if lead:
     visualize.plot_curves(writer.path, os.path.join(workdir, "plots"))
   return parallel.unreplicate(rstate)
+
+
+def _evaluated(metrics_path: str, step: int) -> bool:
+  """Whether metrics.jsonl holds an eval event of `step`."""
+  return os.path.exists(metrics_path) and any(
+      e.get("step") == step and e.get("kind") == "eval"
+      for e in visualize.read_metrics(metrics_path))
 
 
 def _prefetch_to_devices(train_data: data.TrainData, devices: Sequence[jax.Device] | None,

@@ -7,8 +7,10 @@ Layout in the workdir:
   best/<step>/{model,meta}                     the single step with the highest eval PSNR,
                       written only when the PSNR improves: no optimizer state
 Saving is asynchronous; `wait()` blocks until everything is on disk. `poll()` (every step)
-raises a failed save's error at the next step and, once a save is complete, writes
-`<step>/sha256.json`: the SHA-256 of every file of the checkpoint.
+raises a failed save's error at the next step (also when Orbax's own threads swallowed it: a
+saved step that is not committed once saving is over failed) and, once a save is complete,
+writes `<step>/sha256.json`: the SHA-256 of every file of the checkpoint. `commit()` waits for
+that at once (the loop calls it before an eval).
 
 Restoring verifies: the checksums (flipped bytes, truncation), Orbax's own reading, and that
 every float value is finite. A checkpoint failing any of them is moved to
@@ -195,20 +197,47 @@ class Checkpointer:
     return os.path.join(str(self._manager(which).directory), str(step))
 
   def poll(self) -> None:
-    """Raises a failed asynchronous save's error (CheckpointError); hashes completed saves."""
+    """Raises a failed asynchronous save's error (SaveError); hashes completed saves.
+
+    Orbax's finalize thread may take a failed write's error before `check_for_errors` sees
+    it (then only `wait_until_finished` raises it): so once no save is in progress, every
+    step saved since the last poll must exist as a committed folder, or the save failed.
+    """
     for which in ("latest", "best"):
       manager = self._manager(which)
       try:
         manager.check_for_errors()
       except Exception as e:  # pylint: disable=broad-except
         raise SaveError(f"saving a checkpoint under {manager.directory} failed: "
-                              f"{_short(e)}") from e
+                        f"{_short(e)}") from e
       pending = self._unhashed[which]
       if pending and not manager.is_saving_in_progress():
+        missing = [s for s in sorted(pending) if not os.path.isdir(self.step_dir(which, s))]
+        if missing and self.primary:
+          pending.clear()  # reported once
+          try:
+            manager.wait_until_finished()  # re-raises the finalize thread's error, if it kept it
+          except Exception as e:  # pylint: disable=broad-except
+            raise SaveError(f"saving checkpoint step {missing[0]} under {manager.directory} "
+                            f"failed: {_short(e)}") from e
+          raise SaveError(f"saving checkpoint step {missing[0]} under {manager.directory} "
+                          "failed: it was never committed (see the log above for the cause)")
         for step in sorted(pending):
           if self.primary and os.path.isdir(self.step_dir(which, step)):
             write_manifest(self.step_dir(which, step))
         pending.clear()
+
+  def commit(self, which: str = "latest") -> None:
+    """Blocks until `which`'s saves are on disk and hashed (sha256.json); SaveError if not.
+    The loop calls it before an eval, so a run killed during the eval leaves a checksummed
+    checkpoint."""
+    manager = self._manager(which)
+    try:
+      manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      raise SaveError(f"saving a checkpoint under {manager.directory} failed: "
+                      f"{_short(e)}") from e
+    self.poll()
 
   def _quarantine(self, which: str, step: int, reason: str) -> str:
     src = self.step_dir(which, step)
@@ -317,9 +346,8 @@ class Checkpointer:
 
   def wait(self) -> None:
     """Blocks until every save is on disk and hashed; raises a failed save's error."""
-    self.latest.wait_until_finished()
-    self.best.wait_until_finished()
-    self.poll()
+    self.commit("latest")
+    self.commit("best")
 
   def close(self) -> None:
     self.latest.close()
@@ -356,8 +384,12 @@ def _read_model(manager: ocp.CheckpointManager, step: int) -> tuple[Any, dict]:
   return out.model, dict(out.meta)
 
 
-def load_run(workdir: str, *, step: int | None = None) -> TrainedRun:
+def load_run(workdir: str, *, step: int | None = None,
+             config: ml_collections.ConfigDict | None = None) -> TrainedRun:
   """The inference variables of a workdir's best checkpoint (or of `step`).
+
+  `config` (the one given with --config) stands in for the workdir's config.json when that is
+  missing or unreadable (a warning names the file); without it, that raises naming the file.
 
   Default: the best checkpoint, else the newest latest one (with a warning); a broken one
   (checksums, Orbax, non-finite values) is skipped with a warning naming it, never deleted.
@@ -369,7 +401,14 @@ def load_run(workdir: str, *, step: int | None = None) -> TrainedRun:
   if not any(os.path.isdir(os.path.join(ckpt_dir, d)) for d in ("checkpoints", "best")):
     raise FileNotFoundError(f"no checkpoints in workdir {workdir!r} (expected checkpoints/ or "
                             "best/ from a training run or --mode=import)")
-  config = run_log.read_config(workdir)
+  try:
+    stored = run_log.read_config(workdir)
+  except (FileNotFoundError, ValueError) as e:
+    if config is None:
+      raise
+    logging.warning("%s: using the given --config instead", str(e).split(": pass")[0])
+    stored = config
+  config = stored
   ckpt = Checkpointer(workdir, read_only=True)
   try:
     latest_steps = sorted(ckpt.latest.all_steps())
