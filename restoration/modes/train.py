@@ -51,15 +51,20 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       devices: Sequence[jax.Device] | None = None) -> Any:
+                       devices: Sequence[jax.Device] | None = None,
+                       step: int | None = None) -> Any:
   """Trains (resuming from the workdir's latest checkpoint) and evaluates; returns the state.
 
   `devices` restricts the run to some local devices (tests compare 1 vs 2 devices).
+  `step` (--step=N) resumes from that kept checkpoint instead, or starts over (0): the later
+  checkpoints are moved to <workdir>/rewound/ (`resume.rewind`).
   Holds the workdir's lock (`workdir_lock`) and stops gracefully on SIGTERM/SIGINT
   (`preemption`: checkpoint at the step reached, then `Preempted`, exit status 128+signal).
   """
   config_fields.check(config)
   resume.check_mode(config)
+  if step is not None and (not isinstance(step, int) or step < 0):
+    raise ValueError(f"--step={step!r}: a kept checkpoint step, or 0 to start over")
   source = checkpoints.load_run(config.init_from) if config.init_from else None
   if source is not None:  # fine-tuning keeps the source run's architecture (warns if it differs)
     config = checkpoints.with_trained_model(config, source.meta, config.init_from)
@@ -71,12 +76,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                      process_count=jax.process_count())
   lead = jax.process_index() == 0
   with workdir_lock.hold(workdir, enabled=lead), preemption.StopOnSignal() as stop:
-    return _loop(task, config, workdir, devices, lead, stop, source)
+    return _loop(task, config, workdir, devices, lead, stop, source, step)
 
 
 def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
           devices: list[jax.Device] | None, lead: bool, stop: preemption.StopOnSignal,
-          source: checkpoints.TrainedRun | None) -> Any:
+          source: checkpoints.TrainedRun | None, rewind_to: int | None = None) -> Any:
   """The loop. Kept as one function on purpose: the order of operations within a step
   (train, log, checkpoint, eval, best) is what exact resume relies on; it reads top to bottom.
   """
@@ -85,6 +90,8 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
   clock = progress.Clock(config.total_steps, checkpoint_minutes=config.checkpoint_every_minutes)
 
   ckpt = checkpoints.Checkpointer(workdir, keep=config.keep_checkpoints)
+  if rewind_to is not None:
+    resume.rewind(ckpt, workdir, rewind_to)
   train_data = task.train_data(process_index=jax.process_index())
   consts = task.consts()
   start_step = 0
@@ -226,17 +233,24 @@ def _check_finite_state(state: Any, step: int, ckpt: checkpoints.Checkpointer) -
   if bad:
     raise NonFiniteLossError(
         f"non-finite state at step {step} ({len(bad)} arrays, e.g. {bad[0]}): not saved; "
-        f"{_last_checkpoint(ckpt)}. Lower optimizer.learning_rate or set "
-        "optimizer.grad_clip_norm.")
+        f"{_last_checkpoint(ckpt)}. {_ADVICE}")
+
+
+_ADVICE = ("Lower optimizer.learning_rate, or set optimizer.grad_clip_norm (with "
+           "--config.resume_optimizer=reinit_changed to resume with it)")
 
 
 def _last_checkpoint(ckpt: checkpoints.Checkpointer) -> str:
   ckpt.wait()
-  last = ckpt.latest_step()
-  if last is None:
+  kept = sorted(ckpt.latest.all_steps())
+  if not kept:
     return "no checkpoint was saved before it"
+  last = kept[-1]
+  earlier = f"--step={kept[-2]} (an earlier kept checkpoint) or " if len(kept) > 1 else ""
   return (f"the last finite checkpoint is step {last} ({ckpt.step_dir('latest', last)}), "
-          "where a rerun resumes")
+          "where a rerun resumes; if the rerun diverges at once, that checkpoint already "
+          f"holds exploding values: rerun with {earlier}--step=0 (start over), which moves "
+          f"the later checkpoints to {os.path.join(ckpt.workdir, resume.REWOUND)}")
 
 
 def _flush(pending: list[tuple[int, dict]], *, names: Sequence[str],
@@ -256,6 +270,5 @@ def _flush(pending: list[tuple[int, dict]], *, names: Sequence[str],
       if not math.isfinite(value):
         raise NonFiniteLossError(
             f"non-finite {name} ({value}) at step {step}: training stopped; "
-            f"{_last_checkpoint(ckpt)}. Lower optimizer.learning_rate or set "
-            "optimizer.grad_clip_norm.")
+            f"{_last_checkpoint(ckpt)}. {_ADVICE}")
   return {k: float(np.asarray(v)[0]) for k, v in fetched[-1].items()}

@@ -173,11 +173,15 @@ class Checkpointer:
       self._open(workdir, keep=None if read_only else keep, every=every, read_only=read_only)
 
   def _open(self, workdir: str, *, keep: int | None, every: int, read_only: bool) -> None:
+    # Writable opens (a training run, holding the workdir's lock) have Orbax remove the
+    # `<step>.orbax-checkpoint-tmp-*` folders of saves killed midway; read-only ones (eval
+    # beside a live run) never touch them.
     self.latest = ocp.CheckpointManager(
         os.path.join(workdir, "checkpoints"),
         options=ocp.CheckpointManagerOptions(
             max_to_keep=keep, save_interval_steps=every, create=not read_only,
-            read_only=read_only, enable_async_checkpointing=True),
+            read_only=read_only, enable_async_checkpointing=True,
+            cleanup_tmp_directories=not read_only),
         item_names=("state", "data", "model", "meta"))
     self.best = ocp.CheckpointManager(
         os.path.join(workdir, "best"),
@@ -185,7 +189,8 @@ class Checkpointer:
             max_to_keep=keep and 1, save_interval_steps=every,
             best_fn=lambda m: float(m["psnr"]), best_mode="max",
             keep_checkpoints_without_metrics=False, create=not read_only,
-            read_only=read_only, enable_async_checkpointing=True),
+            read_only=read_only, enable_async_checkpointing=True,
+            cleanup_tmp_directories=not read_only),
         item_names=("model", "meta"))
     if not read_only:  # a broken best would block every later, better one
       self._first_intact(self.best, "best", lambda step: None)
@@ -244,7 +249,15 @@ class Checkpointer:
     if self.read_only or not self.primary:
       logging.warning("checkpoint %s is broken (%s); skipping it", src, reason)
       return src
-    dst = os.path.join(self.workdir, "broken", f"{os.path.basename(os.path.dirname(src))}.{step}")
+    dst = self.set_aside(which, step, "broken")
+    logging.warning("checkpoint %s is broken (%s): moved to %s", src, reason, dst)
+    return src
+
+  def set_aside(self, which: str, step: int, folder: str) -> str:
+    """Moves `which`'s checkpoint `step` to <workdir>/<folder>/<checkpoints|best>.<step>[.n]
+    (never deleted, never overwriting); returns where it went."""
+    src = self.step_dir(which, step)
+    dst = os.path.join(self.workdir, folder, f"{os.path.basename(os.path.dirname(src))}.{step}")
     n = 1
     while os.path.exists(dst + (f".{n}" if n > 1 else "")):
       n += 1
@@ -252,8 +265,7 @@ class Checkpointer:
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     os.rename(src, dst)
     self._manager(which).reload()
-    logging.warning("checkpoint %s is broken (%s): moved to %s", src, reason, dst)
-    return src
+    return dst
 
   def _first_intact(self, manager, which: str, read, steps=None):
     """(step, read(step)) of the newest step passing every check; broken ones are set aside."""
@@ -286,6 +298,9 @@ class Checkpointer:
 
   def save_latest(self, step: int, state: Any, data_state: dict | None, model: Any,
                   meta: dict) -> None:
+    # Orbax waits for the previous save here anyway; settling it first (committed or
+    # SaveError, hashed) keeps one step in flight, which retention cannot have deleted.
+    self.commit("latest")
     self.latest.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state or {}),
         model=ocp.args.StandardSave(model), meta=ocp.args.JsonSave(meta)), force=True)
@@ -303,6 +318,7 @@ class Checkpointer:
     best = self.best_psnr()
     if best is not None and not float(psnr) > best:
       return False
+    self.commit("best")
     self.best.save(step, args=ocp.args.Composite(
         model=ocp.args.StandardSave(model), meta=ocp.args.JsonSave(meta)),
         metrics={"psnr": float(psnr)}, force=True)

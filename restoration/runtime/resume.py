@@ -17,12 +17,18 @@ forward:
   the stored value of the field                        resumes exactly
 
 A change of the model itself (params / EMA / batch statistics) is refused in every mode.
+
+`rewind` is `--mode=train --step=N`: resume from any kept checkpoint N, or start over with
+N=0, e.g. after a divergence whose last checkpoint already held exploding values. The later
+checkpoints (latest and best) are moved to <workdir>/rewound/ and a copy of metrics.jsonl is
+kept there, since the resumed run rewrites the log after N.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from typing import Any
 
 import jax
@@ -35,6 +41,7 @@ from restoration.runtime import checkpoints
 from restoration.runtime import run_log
 
 MODES = ("exact", "reinit_changed")
+REWOUND = "rewound"
 
 
 def check_mode(config: ml_collections.ConfigDict) -> str:
@@ -203,3 +210,27 @@ def _get(tree: dict, dotted: str) -> Any:
   for part in dotted.split("."):
     tree = tree.get(part) if isinstance(tree, dict) else None
   return tree
+
+
+def rewind(ckpt: checkpoints.Checkpointer, workdir: str, step: int) -> None:
+  """Sets aside every checkpoint after `step` (module docstring); ValueError (before anything
+  is moved) when `step` is neither 0 nor a kept step."""
+  kept = sorted(ckpt.latest.all_steps())
+  if step != 0 and step not in kept:
+    raise ValueError(f"--step={step}: {workdir} keeps the checkpoints of steps {kept}; resume "
+                     "from one of them, or --step=0 to start over")
+  later = {which: sorted(s for s in ckpt._manager(which).all_steps() if s > step)  # pylint: disable=protected-access
+           for which in ("latest", "best")}
+  if not any(later.values()) or not ckpt.primary:
+    return
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  if os.path.exists(metrics):
+    os.makedirs(os.path.join(workdir, REWOUND), exist_ok=True)
+    copy, n = os.path.join(workdir, REWOUND, f"metrics.before_step{step}.jsonl"), 1
+    while os.path.exists(copy):
+      n += 1
+      copy = os.path.join(workdir, REWOUND, f"metrics.before_step{step}.{n}.jsonl")
+    shutil.copy2(metrics, copy)
+  moved = [ckpt.set_aside(which, s, REWOUND) for which, steps in later.items() for s in steps]
+  logging.warning("--step=%d: moved the %d later checkpoint(s) to %s", step, len(moved),
+                  os.path.join(workdir, REWOUND))
