@@ -208,3 +208,54 @@ def test_divergence_right_after_a_checkpoint_recovers_with_step_0(tmp_path):
   rewound = sorted(os.listdir(os.path.join(workdir, "rewound")))  # set aside, not deleted
   assert rewound == sorted([f"checkpoints.{s}" for s in kept] + ["metrics.before_step0.jsonl"])
   assert open(os.path.join(workdir, "rewound", "metrics.before_step0.jsonl")).read() == logged
+
+
+# Range checks and small faults ----------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides, match", [
+    ({"model.kwargs": {"depth": 2, "features": -3}},
+     r"model 'cnn' field features=-3: an integer >= 1"),
+    ({"model.kwargs": {"depth": "five", "features": 8}},
+     r"model 'cnn' field depth='five': an integer >= 1"),
+    ({"seed": 10**20}, r"config.seed must be an integer in \[0, 4294967295\], got 10{20}"),
+    ({"data.num_workers": -1}, r"config.data.num_workers must be an integer >= 0"),
+])
+def test_out_of_range_values_fail_at_start_naming_the_field(tmp_path, overrides, match):
+  with pytest.raises(ValueError, match=match):
+    train.train_and_evaluate(config(**overrides), str(tmp_path / "run"), devices=ONE)
+
+
+def test_a_symlink_loop_in_an_image_folder_is_walked_once(tmp_path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from restoration.data import specs  # pylint: disable=g-import-not-at-top
+  root = tmp_path / "images"
+  (root / "sub").mkdir(parents=True)
+  for path in (root / "a.png", root / "sub" / "b.png"):
+    Image.new("L", (8, 8), 100).save(path)
+  os.symlink(".", root / "loop")
+  os.symlink("..", root / "sub" / "up")
+  assert specs.open_source(f"folder:{root}", 1).files == ["a.png", "sub/b.png"]
+
+
+def test_restore_keeps_a_replaced_files_mode_and_checks_the_output_first(tmp_path):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from restoration.image_files import reading, writing  # pylint: disable=g-import-not-at-top
+  from restoration.modes import restore  # pylint: disable=g-import-not-at-top
+  src = tmp_path / "in.png"
+  Image.fromarray(np.full((8, 8), 7, np.uint8)).save(src)
+  image, info = reading.read_image(str(src))
+  out = tmp_path / "private.png"
+  out.write_bytes(b"old")
+  os.chmod(out, 0o600)
+  writing.write_image(str(out), image, info, overwrite=True)
+  assert os.stat(out).st_mode & 0o777 == 0o600 and out.read_bytes() != b"old"
+
+  if os.geteuid() == 0:  # root writes through permission bits; sysfs refuses even root
+    read_only = "/sys/restore_output_of_a_test"
+  else:
+    read_only = str(tmp_path / "ro")
+    os.mkdir(read_only, 0o500)
+  missing_run = str(tmp_path / "no_run")  # loading it would fail differently (no checkpoints)
+  with pytest.raises(ValueError, match=r"--output=.*: cannot write in .*writable output"):
+    restore.run(tiny_config(), missing_run, str(src), read_only)

@@ -205,6 +205,9 @@ class TrainData:
                with_index: bool = False):
     if not 0 <= process_index < process_count:
       raise ValueError(f"process_index={process_index} not in [0, {process_count})")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+      raise ValueError(f"config.data.num_workers must be an integer >= 0 (0: no worker "
+                       f"processes), got {num_workers!r}")
     self.source = source
     self.seed = int(seed)
     self.batch_size = int(batch_size)

@@ -23,6 +23,7 @@ image as the model's map channel.
 import functools
 import glob
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 
@@ -126,6 +127,21 @@ def expand_inputs(path_or_glob: str) -> list[str]:
   return found
 
 
+def check_writable(output_dir: str) -> None:
+  """ValueError naming the folder when no file can be created in `output_dir` (or, when it
+  does not exist yet, in the nearest existing folder above it, where it will be created).
+  A real file is created and removed: permission bits alone miss read-only mounts and root."""
+  folder = os.path.abspath(output_dir)
+  while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+    folder = os.path.dirname(folder)
+  try:
+    with tempfile.TemporaryFile(dir=folder):
+      pass
+  except OSError as e:
+    raise ValueError(f"--output={output_dir}: cannot write in {folder} "
+                     f"({e.strerror or e}); choose a writable output folder") from None
+
+
 def plan_outputs(
     inputs: Sequence[str], output_dir: str, *, overwrite: bool
 ) -> list[tuple[str, str]]:
@@ -206,6 +222,7 @@ def run(
   options = evaluator.EvalOptions.from_config(config)  # bad fields fail before any work
   inputs = expand_inputs(input_path)
   plan = plan_outputs(inputs, output_dir, overwrite=overwrite)
+  check_writable(output_dir)  # before the model loads, not after
   if chained.enabled(config):  # mask -> colourise -> inpaint of three runs; workdir unused
     return chained.run(config, plan, output_dir, overwrite=overwrite)
   trained = checkpoints.load_run(workdir, step=step, config=config)
