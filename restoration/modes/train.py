@@ -109,6 +109,8 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
       train_data.set_state(data_state)
   clock.start(workdir, start_step)
   if lead:
+    if rewind_to is not None or start_step == 0:  # not an exact resume: keep the old log
+      resume.keep_log(workdir, start_step)
     run_log.write_config(workdir, config, step=start_step)
   writer = run_log.MetricWriter(workdir, enabled=lead, resume_step=start_step)
   ev = evaluator.Evaluator(

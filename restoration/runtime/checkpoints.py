@@ -12,10 +12,12 @@ saved step that is not committed once saving is over failed) and, once a save is
 writes `<step>/sha256.json`: the SHA-256 of every file of the checkpoint. `commit()` waits for
 that at once (the loop calls it before an eval).
 
-Restoring verifies: the checksums (flipped bytes, truncation), Orbax's own reading, and that
-every float value is finite. A checkpoint failing any of them is moved to
+Restoring verifies (`checkpoint_checks`): the checksums (flipped bytes, truncation), Orbax's
+own reading, and that every float value is finite. A checkpoint failing any of them is moved to
 `broken/<checkpoints|best>.<step>` (never deleted) with a one-line warning naming it, and the
-next newest intact one is used; `CheckpointError` (one line) when none is left.
+next newest intact one is used; `NoIntactCheckpoint` (one line) when none is left. A state
+whose layout does not fit the config's is refused (`StateMismatch`, a config change) and never
+moved. A training run opening the workdir has Orbax remove killed saves' tmp folders.
 
 Eval and restore modes call `load_run(workdir, step=...)`: the inference variables and meta
 of the best (default), or a given step's, checkpoint, without rebuilding the training task.
@@ -25,8 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import math
 import logging as py_logging
 import os
@@ -34,7 +34,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import numpy as np
 import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
@@ -42,9 +41,10 @@ from etils import epath
 
 from restoration.runtime import exit_codes
 from restoration.runtime import run_log
-
-
-MANIFEST = "sha256.json"
+# Re-exported: callers use checkpoints.MANIFEST, checkpoints.nonfinite, ...
+from restoration.runtime.checkpoint_checks import (  # noqa: F401  pylint: disable=unused-import
+    MANIFEST, StateMismatch, layout, layout_diff, nonfinite, one_line,
+    verify_manifest, write_manifest)
 
 
 class CheckpointError(RuntimeError):
@@ -59,102 +59,6 @@ class SaveError(CheckpointError):
 class NoIntactCheckpoint(CheckpointError):
   """Every candidate checkpoint failed its checks (they were set aside, never deleted)."""
   exit_status = exit_codes.NO_INTACT_CHECKPOINT
-
-
-class StateMismatch(ValueError):
-  """A checkpoint holds a training state of another structure than the config builds: a
-  config change (e.g. optimizer.grad_clip_norm added), never damage, so it is never moved to
-  broken/. `stored` / `wanted` are the two `layout()`s."""
-
-  def __init__(self, step_dir: str, step: int, stored: dict, wanted: dict):
-    self.step_dir, self.step, self.stored, self.wanted = step_dir, int(step), stored, wanted
-    super().__init__(f"checkpoint {step_dir} holds a training state of another structure "
-                     f"than this config builds ({layout_diff(stored, wanted)})")
-
-
-def layout(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
-  """{'opt_state/0/mu/conv0/kernel': (shape, dtype), ...}: the arrays of a state (or of
-  Orbax's metadata of a saved one) by their path as Orbax stores them."""
-  return {jax.tree_util.keystr(path, simple=True, separator="/"):
-          (tuple(leaf.shape), np.dtype(leaf.dtype).name)
-          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
-
-
-def layout_diff(stored: dict, wanted: dict, limit: int = 2) -> str:
-  """A short description of how two layouts differ."""
-  parts = []
-  for label, keys in (("only in the checkpoint", sorted(set(stored) - set(wanted))),
-                      ("only in this config", sorted(set(wanted) - set(stored))),
-                      ("shape/dtype differs", sorted(k for k in set(stored) & set(wanted)
-                                                      if stored[k] != wanted[k]))):
-    if keys:
-      more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
-      parts.append(f"{label}: {', '.join(keys[:limit])}{more}")
-  return "; ".join(parts)
-
-
-def _short(e: BaseException) -> str:
-  lines = str(e).strip().splitlines()
-  return f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]
-
-
-def _file_hashes(step_dir: str) -> dict[str, str]:
-  out = {}
-  for root, dirs, files in os.walk(step_dir):
-    dirs.sort()
-    for name in sorted(files):
-      path = os.path.join(root, name)
-      rel = os.path.relpath(path, step_dir)
-      if rel.startswith(MANIFEST):  # the manifest itself, or its temporary file
-        continue
-      digest = hashlib.sha256()
-      with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-          digest.update(block)
-      out[rel] = digest.hexdigest()
-  return out
-
-
-def write_manifest(step_dir: str) -> None:
-  """Writes `step_dir/sha256.json` (atomically) for a complete checkpoint."""
-  hashes = _file_hashes(step_dir)
-  tmp = os.path.join(step_dir, MANIFEST + ".tmp")
-  with open(tmp, "w") as f:
-    json.dump(hashes, f, indent=0, sort_keys=True)
-  os.replace(tmp, os.path.join(step_dir, MANIFEST))
-
-
-def verify_manifest(step_dir: str) -> str | None:
-  """Why `step_dir` fails its checksums (missing/changed/extra file), or None if it passes.
-
-  A checkpoint without a manifest (killed between Orbax's commit and the manifest) passes
-  here; Orbax's reading and the finiteness check still apply.
-  """
-  path = os.path.join(step_dir, MANIFEST)
-  if not os.path.exists(path):
-    return None
-  try:
-    with open(path) as f:
-      expected = json.load(f)
-  except (OSError, ValueError) as e:
-    return f"unreadable {MANIFEST}: {_short(e)}"
-  actual = _file_hashes(step_dir)
-  for rel, digest in sorted(expected.items()):
-    if rel not in actual:
-      return f"file {rel} missing"
-    if actual[rel] != digest:
-      return f"file {rel} fails its checksum"
-  return None
-
-
-def nonfinite(tree: Any) -> list[str]:
-  """Paths of the float leaves of `tree` holding NaN or inf (host or device arrays)."""
-  bad = []
-  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-    a = np.asarray(leaf)
-    if np.issubdtype(a.dtype, np.inexact) and not np.isfinite(a).all():
-      bad.append(jax.tree_util.keystr(path))
-  return bad
 
 
 class Checkpointer:
@@ -214,7 +118,7 @@ class Checkpointer:
         manager.check_for_errors()
       except Exception as e:  # pylint: disable=broad-except
         raise SaveError(f"saving a checkpoint under {manager.directory} failed: "
-                        f"{_short(e)}") from e
+                        f"{one_line(e)}") from e
       pending = self._unhashed[which]
       if pending and not manager.is_saving_in_progress():
         missing = [s for s in sorted(pending) if not os.path.isdir(self.step_dir(which, s))]
@@ -224,7 +128,7 @@ class Checkpointer:
             manager.wait_until_finished()  # re-raises the finalize thread's error, if it kept it
           except Exception as e:  # pylint: disable=broad-except
             raise SaveError(f"saving checkpoint step {missing[0]} under {manager.directory} "
-                            f"failed: {_short(e)}") from e
+                            f"failed: {one_line(e)}") from e
           raise SaveError(f"saving checkpoint step {missing[0]} under {manager.directory} "
                           "failed: it was never committed (see the log above for the cause)")
         for step in sorted(pending):
@@ -241,7 +145,7 @@ class Checkpointer:
       manager.wait_until_finished()
     except Exception as e:  # pylint: disable=broad-except
       raise SaveError(f"saving a checkpoint under {manager.directory} failed: "
-                      f"{_short(e)}") from e
+                      f"{one_line(e)}") from e
     self.poll()
 
   def _quarantine(self, which: str, step: int, reason: str) -> str:
@@ -279,7 +183,7 @@ class Checkpointer:
         except StateMismatch:  # the config differs, the checkpoint is fine: never set aside
           raise
         except Exception as e:  # pylint: disable=broad-except
-          reason = f"unreadable: {_short(e)}"
+          reason = f"unreadable: {one_line(e)}"
       if reason is None and nonfinite(out):
         reason = f"non-finite values in {nonfinite(out)[0]}"
       if reason is None:

@@ -20,8 +20,9 @@ A change of the model itself (params / EMA / batch statistics) is refused in eve
 
 `rewind` is `--mode=train --step=N`: resume from any kept checkpoint N, or start over with
 N=0, e.g. after a divergence whose last checkpoint already held exploding values. The later
-checkpoints (latest and best) are moved to <workdir>/rewound/ and a copy of metrics.jsonl is
-kept there, since the resumed run rewrites the log after N.
+checkpoints (latest and best) are moved to <workdir>/rewound/, and `keep_log` keeps a copy of
+metrics.jsonl there, since the resumed run rewrites the log after N (also when a run starts
+over because every checkpoint was broken).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import numpy as np
 from absl import logging
 
 from restoration import optim
+from restoration.eval import visualize
 from restoration.runtime import checkpoints
 from restoration.runtime import run_log
 
@@ -223,14 +225,27 @@ def rewind(ckpt: checkpoints.Checkpointer, workdir: str, step: int) -> None:
            for which in ("latest", "best")}
   if not any(later.values()) or not ckpt.primary:
     return
-  metrics = os.path.join(workdir, "metrics.jsonl")
-  if os.path.exists(metrics):
-    os.makedirs(os.path.join(workdir, REWOUND), exist_ok=True)
-    copy, n = os.path.join(workdir, REWOUND, f"metrics.before_step{step}.jsonl"), 1
-    while os.path.exists(copy):
-      n += 1
-      copy = os.path.join(workdir, REWOUND, f"metrics.before_step{step}.{n}.jsonl")
-    shutil.copy2(metrics, copy)
   moved = [ckpt.set_aside(which, s, REWOUND) for which, steps in later.items() for s in steps]
   logging.warning("--step=%d: moved the %d later checkpoint(s) to %s", step, len(moved),
                   os.path.join(workdir, REWOUND))
+
+
+def keep_log(workdir: str, step: int) -> str | None:
+  """Copies metrics.jsonl to <workdir>/rewound/metrics.before_step<step>[.n].jsonl when it
+  holds events after `step` that the run starting there will not recompute (a rewind, or a
+  start from scratch after every checkpoint was found broken): the log is then rewritten
+  after `step`, and its old lines must survive. Returns the copy's path, if one was made."""
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(metrics):
+    return None
+  if not any(e.get("step", 0) > step for e in visualize.read_metrics(metrics)):
+    return None
+  os.makedirs(os.path.join(workdir, REWOUND), exist_ok=True)
+  copy, n = os.path.join(workdir, REWOUND, f"metrics.before_step{step}.jsonl"), 1
+  while os.path.exists(copy):
+    n += 1
+    copy = os.path.join(workdir, REWOUND, f"metrics.before_step{step}.{n}.jsonl")
+  shutil.copy2(metrics, copy)
+  logging.warning("%s holds steps after %d that this run rewrites: copied to %s", metrics,
+                  step, copy)
+  return copy
