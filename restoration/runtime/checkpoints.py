@@ -106,6 +106,10 @@ class Checkpointer:
     return os.path.join(str(self._manager(which).directory), str(step))
 
   def poll(self) -> None:
+    """The loop's per-step check: `_settle` (below)."""
+    self._settle()
+
+  def _settle(self) -> None:
     """Raises a failed asynchronous save's error (SaveError); hashes completed saves.
 
     Orbax's finalize thread may take a failed write's error before `check_for_errors` sees
@@ -146,7 +150,7 @@ class Checkpointer:
     except Exception as e:  # pylint: disable=broad-except
       raise SaveError(f"saving a checkpoint under {manager.directory} failed: "
                       f"{one_line(e)}") from e
-    self.poll()
+    self._settle()
 
   def _quarantine(self, which: str, step: int, reason: str) -> str:
     src = self.step_dir(which, step)
