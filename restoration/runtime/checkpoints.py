@@ -223,10 +223,12 @@ class Checkpointer:
       logging.warning("step %d: eval PSNR %s / non-finite variables: not saved as best", step,
                       psnr)
       return False
+    # The kept best's PSNR is read from its folder: a save still in flight reads as None,
+    # and a worse model would be saved "as best", then deleted by Orbax's retention.
+    self.commit("best")
     best = self.best_psnr()
     if best is not None and not float(psnr) > best:
       return False
-    self.commit("best")
     self.best.save(step, args=ocp.args.Composite(
         model=ocp.args.StandardSave(model), meta=ocp.args.JsonSave(meta)),
         metrics={"psnr": float(psnr)}, force=True)
