@@ -29,7 +29,9 @@ flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and pictur
 flags.DEFINE_enum("mode", "train", ["train", "eval", "restore", "sweep", "import", "configs"],
                   "What to do (import: published weights -> a workdir; configs: list the "
                   "configs, or print where --config differs from configs/default.py).")
-flags.DEFINE_integer("step", None, "eval/restore: checkpoint step (default: the best).")
+flags.DEFINE_integer("step", None, "eval/restore: checkpoint step (default: the best). "
+                     "train: resume from this kept checkpoint (0: start over); later "
+                     "checkpoints are moved to <workdir>/rewound/.")
 flags.DEFINE_string("input", None, "restore: an image file, a folder or a glob.")
 flags.DEFINE_string("output", None, "restore: output folder (inputs are never overwritten).")
 flags.DEFINE_bool("overwrite", False, "restore: replace existing output files.")

@@ -45,6 +45,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.init_from = ""                    # a workdir (trained or --mode=import): start from its best
                                       # model variables, with its model name/kwargs/channels
                                       # (warned if they differ) and a fresh optimizer
+  c.resume_optimizer = "exact"        # resuming with an optimizer change that alters its state
+                                      # (e.g. grad_clip_norm 0 -> 1): 'exact' refuses, naming
+                                      # the field; 'reinit_changed' keeps step, params, EMA and
+                                      # the optimizer stages that still fit, re-inits the rest
 
   # --- Task (restoration.tasks registry) ------------------------------------------------------
   c.task = "supervised"               # supervised: corrupt clean crops, regress them back

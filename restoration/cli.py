@@ -12,7 +12,9 @@
                           elsewhere an unknown field is an error naming the closest one.
 
 User errors (ValueError, FileNotFoundError, FileExistsError: bad flags, config, data, workdir)
-end with one `error: ...` line on stderr and exit status 2; `--debug` shows the traceback.
+end with one `error: ...` line on stderr and exit status 2, and the runtime outcomes a job
+script must tell apart (diverged, workdir in use, no intact checkpoint, disk/IO error) with one
+such line and their own status (`runtime.exit_codes`); `--debug` adds the traceback.
 """
 
 from __future__ import annotations
@@ -25,16 +27,18 @@ import importlib.util
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import ml_collections
 
 from restoration import config_fields
+from restoration.runtime import exit_codes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
-USAGE_EXIT = 2
+USER_ERRORS = exit_codes.USER_ERRORS
+USAGE_EXIT = exit_codes.USAGE
 OPEN_DICTS = config_fields.FREE  # fields whose keys a user may add
 _PREFIX = "--config."
 
@@ -77,23 +81,28 @@ def parse_argv(argv: Sequence[str]) -> Args:
     fail(str(e).splitlines()[0] + "  (see --help)")
 
 
-def fail(message: str) -> None:
+def fail(message: str, status: int = USAGE_EXIT) -> None:
   sys.stderr.write(f"error: {message}\n")
   sys.stderr.flush()
-  sys.exit(USAGE_EXIT)
+  sys.exit(status)
 
 
 def run_guarded(fn: Callable[[], Any], *, debug: bool = False) -> Any:
-  """Runs `fn`; a user error becomes one line and exit status 2 (a traceback with `debug`)."""
-  if debug:
-    return fn()
+  """Runs `fn`; a user error or a runtime stop becomes one `error:` line and its exit status
+  (`exit_codes`; the traceback too with `debug`). Unexpected errors keep their traceback."""
   try:
     return fn()
-  except USER_ERRORS as e:
-    fail(str(e) or type(e).__name__)
   except KeyboardInterrupt:
     sys.stderr.write("\ninterrupted\n")
-    sys.exit(130)
+    sys.exit(exit_codes.PREEMPTED_SIGINT)
+  except Exception as e:  # pylint: disable=broad-except
+    status = exit_codes.status_of(e)
+    if status is None:
+      raise
+    if debug:
+      traceback.print_exc()
+    lines = str(e).strip().splitlines()
+    fail(lines[0] if lines else type(e).__name__, status)
 
 
 # ------------------------------------------------------------------------------------- configs

@@ -75,8 +75,11 @@ def test_user_error_is_one_line_and_exit_2(capsys):
     cli.run_guarded(bad)
   assert e.value.code == 2
   assert capsys.readouterr().err == "error: no such data: folder:/nope\n"
-  with pytest.raises(FileNotFoundError):  # --debug: the traceback
+  with pytest.raises(SystemExit) as e:  # --debug: the traceback too, the same status
     cli.run_guarded(bad, debug=True)
+  err = capsys.readouterr().err
+  assert e.value.code == 2 and err.startswith("Traceback") and "raise FileNotFoundError" in err
+  assert err.endswith("\nerror: no such data: folder:/nope\n")
   with pytest.raises(KeyError):  # a bug is never hidden
     cli.run_guarded(lambda: {}["x"])
 

@@ -35,7 +35,10 @@ each shape with `valid=False` slots, and gives every process the same number of 
 from __future__ import annotations
 
 import collections
+import os
 import sys
+import threading
+import time
 from typing import Any, Iterator, NamedTuple, Sequence
 
 from absl import logging
@@ -173,6 +176,25 @@ def _check_batch(batch_size: int, process_count: int, local_devices: int, what: 
   return batch_size // div
 
 
+def _die_with_parent(worker_index: int, worker_count: int) -> None:
+  """grain worker init: the worker exits once the training process is gone.
+
+  A graceful stop closes the workers; a kill -9 or a second SIGTERM/SIGINT does not, and they
+  would run on, holding their memory and keeping multiprocessing's resource tracker alive.
+  A thread watching the parent pid, not PR_SET_PDEATHSIG: that fires when the parent *thread*
+  that started the worker ends, and grain starts workers from its own pool threads.
+  """
+  del worker_index, worker_count
+  parent = os.getppid()
+
+  def watch():
+    while os.getppid() == parent:
+      time.sleep(0.5)
+    os._exit(1)  # pylint: disable=protected-access
+
+  threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 class TrainData:
   """Infinite iterator of uint8 [local_devices, per_device_batch, P, P, C] training batches
   (with_index: dicts that add each crop's source index, see the module docstring)."""
@@ -183,6 +205,9 @@ class TrainData:
                with_index: bool = False):
     if not 0 <= process_index < process_count:
       raise ValueError(f"process_index={process_index} not in [0, {process_count})")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+      raise ValueError(f"config.data.num_workers must be an integer >= 0 (0: no worker "
+                       f"processes), got {num_workers!r}")
     self.source = source
     self.seed = int(seed)
     self.batch_size = int(batch_size)
@@ -207,7 +232,8 @@ class TrainData:
     it = self._batches[self._next:].to_iter_dataset(read)
     if self.num_workers > 0:
       it = it.mp_prefetch(grain.MultiprocessingOptions(
-          num_workers=self.num_workers, per_worker_buffer_size=self.prefetch))
+          num_workers=self.num_workers, per_worker_buffer_size=self.prefetch),
+                          worker_init_fn=_die_with_parent)
     self._it = iter(it)
 
   def __iter__(self):

@@ -171,8 +171,11 @@ class FolderSource(_DecodedSource):
           f"data spec {self.spec!r}: folder {self.root} does not exist (expected a folder "
           f"containing images with extensions {exts}, searched recursively)")
     files = []
+    seen = {os.path.realpath(self.root)}  # a symlink loop (loop -> .) is walked once
     for dirpath, dirnames, filenames in os.walk(self.root, followlinks=True):
-      dirnames.sort()
+      real = [(d, os.path.realpath(os.path.join(dirpath, d))) for d in sorted(dirnames)]
+      dirnames[:] = [d for d, r in real if r not in seen]
+      seen.update(r for _, r in real)
       for f in filenames:
         if f.lower().endswith(IMAGE_EXTENSIONS):
           files.append(os.path.relpath(os.path.join(dirpath, f), self.root))

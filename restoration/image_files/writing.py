@@ -206,9 +206,13 @@ def write_image(path: str, image: np.ndarray, info: ImageInfo, *, overwrite: boo
     return path
   fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=parent)
   try:
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would leave replaced files private
+    try:  # a replaced file keeps its permissions (a private 0600 stays private)
+      mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:  # a new one gets what open() would give it; mkstemp's is 0600
+      umask = os.umask(0)
+      os.umask(umask)
+      mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
     with os.fdopen(fd, "wb") as f:
       f.write(data)
     os.replace(tmp, path)

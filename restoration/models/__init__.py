@@ -47,6 +47,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 
 from restoration.models.cnn import CNN
 from restoration.models.cvt import CvT
@@ -107,6 +108,37 @@ def spatial_multiple(name: str, kwargs: dict[str, Any] | None = None) -> int:
   return 1
 
 
+# Integer fields that may be 0 (every other int field is a size or count >= 1).
+_MAY_BE_ZERO = frozenset({"n_layers"})
+
+
+def _check_value(name: str, cls: type, field: str, value: Any) -> None:
+  """ValueError naming `field` when `value` does not fit its annotation (int sizes >= 1,
+  bools, numbers, strings), before Flax or JAX would fail on it somewhere deep."""
+  kind = next(f.type for f in dataclasses.fields(cls) if f.name == field)
+  kind = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+  base, optional = kind.split("|")[0].strip(), "None" in kind
+  if value is None:
+    if optional or base not in ("int", "float", "bool", "str"):
+      return
+    raise ValueError(f"model {name!r} field {field}=None: a value is required")
+  where = f"model {name!r} field {field}={value!r}"
+  if base == "int":
+    low = 0 if field in _MAY_BE_ZERO else 1
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+      raise ValueError(f"{where}: an integer >= {low} is expected")
+  elif base == "float":
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
+        np.isfinite(value)):
+      raise ValueError(f"{where}: a number is expected")
+    if field == "dropout_rate" and not 0 <= value < 1:
+      raise ValueError(f"{where}: a rate in [0, 1) is expected")
+  elif base == "bool" and not isinstance(value, (bool, np.bool_)):
+    raise ValueError(f"{where}: true or false is expected")
+  elif base == "str" and not isinstance(value, str):
+    raise ValueError(f"{where}: a string is expected")
+
+
 def get_model(name: str, **overrides: Any) -> nn.Module:
   """Builds the registered model `name` with field `overrides` (e.g. features=32).
 
@@ -120,6 +152,8 @@ def get_model(name: str, **overrides: Any) -> nn.Module:
   if bad:
     raise ValueError(f"model {name!r} ({ctor.func.__name__}) has no field(s) "
                      f"{', '.join(map(repr, bad))}; valid fields: {', '.join(fields)}")
+  for k, v in overrides.items():
+    _check_value(name, ctor.func, k, v)
   overrides = dict(overrides)
   for k in _DTYPE_FIELDS:
     if isinstance(overrides.get(k), str):

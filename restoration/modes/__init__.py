@@ -64,7 +64,7 @@ def main(mode: str, config: ml_collections.ConfigDict | None, workdir: str, *,
   logging.info("mode=%s workdir=%s", mode, workdir)
   if mode == "train":
     from restoration.modes import train  # pylint: disable=g-import-not-at-top
-    train.train_and_evaluate(config, workdir)
+    train.train_and_evaluate(config, workdir, step=step)
   elif mode == "eval":
     from restoration.modes import evaluate  # pylint: disable=g-import-not-at-top
     evaluate.run(config, workdir, step=step)

@@ -96,7 +96,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = N
     devices = _devices(config.data.eval_batch_size)
   # Bad eval fields fail before anything is read.
   options = evaluator.EvalOptions.from_config(config, parallel.local_device_count(devices))
-  trained = checkpoints.load_run(workdir, step=step)
+  trained = checkpoints.load_run(workdir, step=step, config=config)
   config = checkpoints.with_trained_model(config, trained.meta, workdir)
   inference = tasks.inference_for(trained.meta, config, options=options)
   levels = results.sweep_levels(config)

@@ -23,6 +23,7 @@ image as the model's map channel.
 import functools
 import glob
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 
@@ -162,6 +163,21 @@ def expand_inputs(path_or_glob: str) -> list[str]:
   return found
 
 
+def check_writable(output_dir: str) -> None:
+  """ValueError naming the folder when no file can be created in `output_dir` (or, when it
+  does not exist yet, in the nearest existing folder above it, where it will be created).
+  A real file is created and removed: permission bits alone miss read-only mounts and root."""
+  folder = os.path.abspath(output_dir)
+  while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+    folder = os.path.dirname(folder)
+  try:
+    with tempfile.TemporaryFile(dir=folder):
+      pass
+  except OSError as e:
+    raise ValueError(f"--output={output_dir}: cannot write in {folder} "
+                     f"({e.strerror or e}); choose a writable output folder") from None
+
+
 def plan_outputs(
     inputs: Sequence[str], output_dir: str, *, overwrite: bool, skip_existing: bool = False
 ) -> list[tuple[str, str]]:
@@ -251,9 +267,10 @@ def run(
   if len(plan) < len(inputs):
     print(f"restore: {len(inputs) - len(plan)} of {len(inputs)} input(s) already have an "
           f"output in {output_dir}: skipped (--skip_existing)", flush=True)
+  check_writable(output_dir)  # before the model loads, not after
   if chained.enabled(config):  # mask -> colourise -> inpaint of three runs; workdir unused
     return chained.run(config, plan, output_dir, overwrite=overwrite)
-  trained = checkpoints.load_run(workdir, step=step)
+  trained = checkpoints.load_run(workdir, step=step, config=config)
   inference = tasks.inference_for(trained.meta, config, options=options)
   if inference.needs_mask:
     raise ValueError(f"{workdir!r} is a {trained.meta['task']!r} checkpoint: its model also "

@@ -27,12 +27,14 @@ import tqdm
 from absl import logging
 
 from restoration.runtime import checkpoints
+from restoration.runtime import exit_codes
 from restoration import config_fields
 from restoration import data
 from restoration.eval import evaluator
 from restoration.runtime import parallel
 from restoration.runtime import preemption
 from restoration.runtime import progress
+from restoration.runtime import resume
 from restoration.runtime import run_log
 from restoration import tasks
 from restoration.eval import visualize
@@ -45,17 +47,24 @@ _CADENCES = ("total_steps", "log_every_steps", "eval_every_steps", "checkpoint_e
 
 class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN/inf metric; the last good checkpoint is kept."""
+  exit_status = exit_codes.DIVERGED
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
-                       devices: Sequence[jax.Device] | None = None) -> Any:
+                       devices: Sequence[jax.Device] | None = None,
+                       step: int | None = None) -> Any:
   """Trains (resuming from the workdir's latest checkpoint) and evaluates; returns the state.
 
   `devices` restricts the run to some local devices (tests compare 1 vs 2 devices).
+  `step` (--step=N) resumes from that kept checkpoint instead, or starts over (0): the later
+  checkpoints are moved to <workdir>/rewound/ (`resume.rewind`).
   Holds the workdir's lock (`workdir_lock`) and stops gracefully on SIGTERM/SIGINT
   (`preemption`: checkpoint at the step reached, then `Preempted`, exit status 128+signal).
   """
   config_fields.check(config)
+  resume.check_mode(config)
+  if step is not None and (not isinstance(step, int) or step < 0):
+    raise ValueError(f"--step={step!r}: a kept checkpoint step, or 0 to start over")
   source = checkpoints.load_run(config.init_from) if config.init_from else None
   if source is not None:  # fine-tuning keeps the source run's architecture (warns if it differs)
     config = checkpoints.with_trained_model(config, source.meta, config.init_from)
@@ -68,12 +77,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   parallel.describe(config.batch_size, devices)
   lead = jax.process_index() == 0
   with workdir_lock.hold(workdir, enabled=lead), preemption.StopOnSignal() as stop:
-    return _loop(task, config, workdir, devices, lead, stop, source)
+    return _loop(task, config, workdir, devices, lead, stop, source, step)
 
 
 def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
           devices: list[jax.Device] | None, lead: bool, stop: preemption.StopOnSignal,
-          source: checkpoints.TrainedRun | None) -> Any:
+          source: checkpoints.TrainedRun | None, rewind_to: int | None = None) -> Any:
   """The loop. Kept as one function on purpose: the order of operations within a step
   (train, log, checkpoint, eval, best) is what exact resume relies on; it reads top to bottom.
   """
@@ -82,6 +91,8 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
   clock = progress.Clock(config.total_steps, checkpoint_minutes=config.checkpoint_every_minutes)
 
   ckpt = checkpoints.Checkpointer(workdir, keep=config.keep_checkpoints)
+  if rewind_to is not None:
+    resume.rewind(ckpt, workdir, rewind_to)
   train_data = task.train_data(process_index=jax.process_index())
   consts = task.consts()
   start_step = 0
@@ -93,13 +104,15 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
                    config.init_from)
   else:
     run_log.check_resumable(workdir, config, ckpt.latest_step())
-    state, data_state = ckpt.restore_latest(task.abstract_state())
+    state, data_state = resume.restore(ckpt, task, config, workdir)
     start_step = int(state.step)
     if train_data is not None:
       train_data.set_state(data_state)
   clock.start(workdir, start_step)
   stop.begin(start_step)
   if lead:
+    if rewind_to is not None or start_step == 0:  # not an exact resume: keep the old log
+      resume.keep_log(workdir, start_step)
     run_log.write_config(workdir, config, step=start_step)
   writer = run_log.MetricWriter(workdir, enabled=lead, resume_step=start_step)
   eval_images = data.load_eval_images(config, task.sources.eval)
@@ -110,6 +123,18 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
   rconsts = (None if consts is None
              else parallel.to_devices(parallel.replicate(consts, devices), devices))
   block_each_step = jax.default_backend() == "cpu"  # CPU collectives can deadlock otherwise
+
+  def evaluate(step: int, variables: Any) -> None:
+    result = ev.evaluate(parallel.to_devices(parallel.replicate(variables, devices), devices),
+                         list(config.corruption))
+    writer.write(step, "eval", about=eval_images.label, **result.means)
+    grid = result.grid_arrays(config.eval.num_grid_images)
+    if lead and grid:
+      pixels = visualize.save_grid(
+          os.path.join(workdir, "images", f"step_{step:07d}.png"), **grid)
+      writer.image(step, "eval/grid", pixels)
+    # The task's selection metric (PSNR for restorers) is what best/ keeps the max of.
+    ckpt.save_best(step, variables, meta, result.means[task.inference.selection_metric])
 
   pending: list[tuple[int, dict]] = []
   data_state: dict | None = None
@@ -123,6 +148,10 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
   if start_step < config.total_steps:  # the first step is silent while XLA compiles it
     logging.info("compiling the train step (the first step includes it)")
   try:
+    if start_step and start_step % config.eval_every_steps == 0 and not _evaluated(
+        writer.path, start_step):  # the run stopped (killed) during this step's eval: redo it
+      logging.info("step %d was checkpointed but not evaluated: evaluating it now", start_step)
+      evaluate(start_step, task.inference_variables(state))
     for step in range(start_step + 1, config.total_steps + 1):  # `step` = steps done after it
       batch, data_state = next(batches)
       rstate, metrics = p_train(rstate, batch, rconsts)
@@ -158,17 +187,9 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
         ckpt.save_latest(step, host_state, data_state, variables, meta)
         clock.saved()
       if evaluate_now:
-        result = ev.evaluate(
-            parallel.to_devices(parallel.replicate(variables, devices), devices),
-            list(config.corruption))
-        writer.write(step, "eval", about=eval_images.label, **result.means)
-        grid = result.grid_arrays(config.eval.num_grid_images)
-        if lead and grid:
-          pixels = visualize.save_grid(
-              os.path.join(workdir, "images", f"step_{step:07d}.png"), **grid)
-          writer.image(step, "eval/grid", pixels)
-        # The task's selection metric (PSNR for restorers) is what best/ keeps the max of.
-        ckpt.save_best(step, variables, meta, result.means[task.inference.selection_metric])
+        if checkpoint:  # on disk and checksummed before the eval: a kill during it loses nothing
+          ckpt.commit("latest")
+        evaluate(step, variables)
       if stopping and not last:
         ckpt.wait()
         raise stop.exit(step, ckpt.step_dir("latest", step))
@@ -185,6 +206,13 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
   if lead:
     visualize.plot_curves(writer.path, os.path.join(workdir, "plots"))
   return parallel.unreplicate(rstate)
+
+
+def _evaluated(metrics_path: str, step: int) -> bool:
+  """Whether metrics.jsonl holds an eval event of `step`."""
+  return os.path.exists(metrics_path) and any(
+      e.get("step") == step and e.get("kind") == "eval"
+      for e in visualize.read_metrics(metrics_path))
 
 
 def _prefetch_to_devices(train_data: data.TrainData, devices: Sequence[jax.Device] | None,
@@ -212,17 +240,24 @@ def _check_finite_state(state: Any, step: int, ckpt: checkpoints.Checkpointer) -
   if bad:
     raise NonFiniteLossError(
         f"non-finite state at step {step} ({len(bad)} arrays, e.g. {bad[0]}): not saved; "
-        f"{_last_checkpoint(ckpt)}. Lower optimizer.learning_rate or set "
-        "optimizer.grad_clip_norm.")
+        f"{_last_checkpoint(ckpt)}. {_ADVICE}")
+
+
+_ADVICE = ("Lower optimizer.learning_rate, or set optimizer.grad_clip_norm (with "
+           "--config.resume_optimizer=reinit_changed to resume with it)")
 
 
 def _last_checkpoint(ckpt: checkpoints.Checkpointer) -> str:
   ckpt.wait()
-  last = ckpt.latest_step()
-  if last is None:
+  kept = sorted(ckpt.latest.all_steps())
+  if not kept:
     return "no checkpoint was saved before it"
+  last = kept[-1]
+  earlier = f"--step={kept[-2]} (an earlier kept checkpoint) or " if len(kept) > 1 else ""
   return (f"the last finite checkpoint is step {last} ({ckpt.step_dir('latest', last)}), "
-          "where a rerun resumes")
+          "where a rerun resumes; if the rerun diverges at once, that checkpoint already "
+          f"holds exploding values: rerun with {earlier}--step=0 (start over), which moves "
+          f"the later checkpoints to {os.path.join(ckpt.workdir, resume.REWOUND)}")
 
 
 def _flush(pending: list[tuple[int, dict]], *, names: Sequence[str],
@@ -242,6 +277,5 @@ def _flush(pending: list[tuple[int, dict]], *, names: Sequence[str],
       if not math.isfinite(value):
         raise NonFiniteLossError(
             f"non-finite {name} ({value}) at step {step}: training stopped; "
-            f"{_last_checkpoint(ckpt)}. Lower optimizer.learning_rate or set "
-            "optimizer.grad_clip_norm.")
+            f"{_last_checkpoint(ckpt)}. {_ADVICE}")
   return {k: float(np.asarray(v)[0]) for k, v in fetched[-1].items()}

@@ -7,13 +7,17 @@ Layout in the workdir:
   best/<step>/{model,meta}                     the single step with the highest eval PSNR,
                       written only when the PSNR improves: no optimizer state
 Saving is asynchronous; `wait()` blocks until everything is on disk. `poll()` (every step)
-raises a failed save's error at the next step and, once a save is complete, writes
-`<step>/sha256.json`: the SHA-256 of every file of the checkpoint.
+raises a failed save's error at the next step (also when Orbax's own threads swallowed it: a
+saved step that is not committed once saving is over failed) and, once a save is complete,
+writes `<step>/sha256.json`: the SHA-256 of every file of the checkpoint. `commit()` waits for
+that at once (the loop calls it before an eval).
 
-Restoring verifies: the checksums (flipped bytes, truncation), Orbax's own reading, and that
-every float value is finite. A checkpoint failing any of them is moved to
+Restoring verifies (`checkpoint_checks`): the checksums (flipped bytes, truncation), Orbax's
+own reading, and that every float value is finite. A checkpoint failing any of them is moved to
 `broken/<checkpoints|best>.<step>` (never deleted) with a one-line warning naming it, and the
-next newest intact one is used; `CheckpointError` (one line) when none is left.
+next newest intact one is used; `NoIntactCheckpoint` (one line) when none is left. A state
+whose layout does not fit the config's is refused (`StateMismatch`, a config change) and never
+moved. A training run opening the workdir has Orbax remove killed saves' tmp folders.
 
 Eval and restore modes call `load_run(workdir, step=...)`: the inference variables and meta
 of the best (default), or a given step's, checkpoint, without rebuilding the training task.
@@ -23,91 +27,38 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import math
 import logging as py_logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import jax
-import numpy as np
 import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
+from etils import epath
 
+from restoration.runtime import exit_codes
 from restoration.runtime import run_log
-
-
-MANIFEST = "sha256.json"
+# Re-exported: callers use checkpoints.MANIFEST, checkpoints.nonfinite, ...
+from restoration.runtime.checkpoint_checks import (  # noqa: F401  pylint: disable=unused-import
+    MANIFEST, StateMismatch, layout, layout_diff, nonfinite, one_line,
+    verify_manifest, write_manifest)
 
 
 class CheckpointError(RuntimeError):
   """A checkpoint could not be saved or no intact one could be read (one-line message)."""
 
 
-def _short(e: BaseException) -> str:
-  lines = str(e).strip().splitlines()
-  return f"{type(e).__name__}: {lines[0] if lines else ''}"[:300]
+class SaveError(CheckpointError):
+  """Saving a checkpoint failed (disk full, I/O error): the run stops at the next step."""
+  exit_status = exit_codes.IO_ERROR
 
 
-def _file_hashes(step_dir: str) -> dict[str, str]:
-  out = {}
-  for root, dirs, files in os.walk(step_dir):
-    dirs.sort()
-    for name in sorted(files):
-      path = os.path.join(root, name)
-      rel = os.path.relpath(path, step_dir)
-      if rel.startswith(MANIFEST):  # the manifest itself, or its temporary file
-        continue
-      digest = hashlib.sha256()
-      with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-          digest.update(block)
-      out[rel] = digest.hexdigest()
-  return out
-
-
-def write_manifest(step_dir: str) -> None:
-  """Writes `step_dir/sha256.json` (atomically) for a complete checkpoint."""
-  hashes = _file_hashes(step_dir)
-  tmp = os.path.join(step_dir, MANIFEST + ".tmp")
-  with open(tmp, "w") as f:
-    json.dump(hashes, f, indent=0, sort_keys=True)
-  os.replace(tmp, os.path.join(step_dir, MANIFEST))
-
-
-def verify_manifest(step_dir: str) -> str | None:
-  """Why `step_dir` fails its checksums (missing/changed/extra file), or None if it passes.
-
-  A checkpoint without a manifest (killed between Orbax's commit and the manifest) passes
-  here; Orbax's reading and the finiteness check still apply.
-  """
-  path = os.path.join(step_dir, MANIFEST)
-  if not os.path.exists(path):
-    return None
-  try:
-    with open(path) as f:
-      expected = json.load(f)
-  except (OSError, ValueError) as e:
-    return f"unreadable {MANIFEST}: {_short(e)}"
-  actual = _file_hashes(step_dir)
-  for rel, digest in sorted(expected.items()):
-    if rel not in actual:
-      return f"file {rel} missing"
-    if actual[rel] != digest:
-      return f"file {rel} fails its checksum"
-  return None
-
-
-def nonfinite(tree: Any) -> list[str]:
-  """Paths of the float leaves of `tree` holding NaN or inf (host or device arrays)."""
-  bad = []
-  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-    a = np.asarray(leaf)
-    if np.issubdtype(a.dtype, np.inexact) and not np.isfinite(a).all():
-      bad.append(jax.tree_util.keystr(path))
-  return bad
+class NoIntactCheckpoint(CheckpointError):
+  """Every candidate checkpoint failed its checks (they were set aside, never deleted)."""
+  exit_status = exit_codes.NO_INTACT_CHECKPOINT
 
 
 class Checkpointer:
@@ -126,12 +77,16 @@ class Checkpointer:
       self._open(workdir, keep=None if read_only else keep, every=every, read_only=read_only)
 
   def _open(self, workdir: str, *, keep: int | None, every: int, read_only: bool) -> None:
+    # Writable opens (a training run, holding the workdir's lock) have Orbax remove the
+    # `<step>.orbax-checkpoint-tmp-*` folders of saves killed midway; read-only ones (eval
+    # beside a live run) never touch them.
     psnr = lambda m: float(m["psnr"])  # noqa: E731
     self.latest = ocp.CheckpointManager(
         os.path.join(workdir, "checkpoints"),
         options=ocp.CheckpointManagerOptions(
             save_interval_steps=every, create=not read_only, read_only=read_only,
-            enable_async_checkpointing=True, **_manager_options(keep)),
+            enable_async_checkpointing=True, cleanup_tmp_directories=not read_only,
+            **_manager_options(keep)),
         item_names=("state", "data", "model", "meta"))
     self.best = ocp.CheckpointManager(
         os.path.join(workdir, "best"),
@@ -139,6 +94,7 @@ class Checkpointer:
             save_interval_steps=every, best_fn=psnr, best_mode="max",
             keep_checkpoints_without_metrics=False, create=not read_only,
             read_only=read_only, enable_async_checkpointing=True,
+            cleanup_tmp_directories=not read_only,
             **_manager_options(keep and 1, best=psnr)),
         item_names=("model", "meta"))
     if not read_only:  # a broken best would block every later, better one
@@ -151,27 +107,66 @@ class Checkpointer:
     return os.path.join(str(self._manager(which).directory), str(step))
 
   def poll(self) -> None:
-    """Raises a failed asynchronous save's error (CheckpointError); hashes completed saves."""
+    """The loop's per-step check: `_settle` (below)."""
+    self._settle()
+
+  def _settle(self) -> None:
+    """Raises a failed asynchronous save's error (SaveError); hashes completed saves.
+
+    Orbax's finalize thread may take a failed write's error before `check_for_errors` sees
+    it (then only `wait_until_finished` raises it): so once no save is in progress, every
+    step saved since the last poll must exist as a committed folder, or the save failed.
+    """
     for which in ("latest", "best"):
       manager = self._manager(which)
       try:
         manager.check_for_errors()
       except Exception as e:  # pylint: disable=broad-except
-        raise CheckpointError(f"saving a checkpoint under {manager.directory} failed: "
-                              f"{_short(e)}") from e
+        raise SaveError(f"saving a checkpoint under {manager.directory} failed: "
+                        f"{one_line(e)}") from e
       pending = self._unhashed[which]
       if pending and not manager.is_saving_in_progress():
+        missing = [s for s in sorted(pending) if not os.path.isdir(self.step_dir(which, s))]
+        if missing and self.primary:
+          pending.clear()  # reported once
+          try:
+            manager.wait_until_finished()  # re-raises the finalize thread's error, if it kept it
+          except Exception as e:  # pylint: disable=broad-except
+            raise SaveError(f"saving checkpoint step {missing[0]} under {manager.directory} "
+                            f"failed: {one_line(e)}") from e
+          raise SaveError(f"saving checkpoint step {missing[0]} under {manager.directory} "
+                          "failed: it was never committed (see the log above for the cause)")
         for step in sorted(pending):
           if self.primary and os.path.isdir(self.step_dir(which, step)):
             write_manifest(self.step_dir(which, step))
         pending.clear()
+
+  def commit(self, which: str = "latest") -> None:
+    """Blocks until `which`'s saves are on disk and hashed (sha256.json); SaveError if not.
+    The loop calls it before an eval, so a run killed during the eval leaves a checksummed
+    checkpoint."""
+    manager = self._manager(which)
+    try:
+      manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except
+      raise SaveError(f"saving a checkpoint under {manager.directory} failed: "
+                      f"{one_line(e)}") from e
+    self._settle()
 
   def _quarantine(self, which: str, step: int, reason: str) -> str:
     src = self.step_dir(which, step)
     if self.read_only or not self.primary:
       logging.warning("checkpoint %s is broken (%s); skipping it", src, reason)
       return src
-    dst = os.path.join(self.workdir, "broken", f"{os.path.basename(os.path.dirname(src))}.{step}")
+    dst = self.set_aside(which, step, "broken")
+    logging.warning("checkpoint %s is broken (%s): moved to %s", src, reason, dst)
+    return src
+
+  def set_aside(self, which: str, step: int, folder: str) -> str:
+    """Moves `which`'s checkpoint `step` to <workdir>/<folder>/<checkpoints|best>.<step>[.n]
+    (never deleted, never overwriting); returns where it went."""
+    src = self.step_dir(which, step)
+    dst = os.path.join(self.workdir, folder, f"{os.path.basename(os.path.dirname(src))}.{step}")
     n = 1
     while os.path.exists(dst + (f".{n}" if n > 1 else "")):
       n += 1
@@ -179,8 +174,7 @@ class Checkpointer:
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     os.rename(src, dst)
     self._manager(which).reload()
-    logging.warning("checkpoint %s is broken (%s): moved to %s", src, reason, dst)
-    return src
+    return dst
 
   def _first_intact(self, manager, which: str, read, steps=None):
     """(step, read(step)) of the newest step passing every check; broken ones are set aside."""
@@ -191,8 +185,10 @@ class Checkpointer:
       if reason is None:
         try:
           out = read(step)
+        except StateMismatch:  # the config differs, the checkpoint is fine: never set aside
+          raise
         except Exception as e:  # pylint: disable=broad-except
-          reason = f"unreadable: {_short(e)}"
+          reason = f"unreadable: {one_line(e)}"
       if reason is None and nonfinite(out):
         reason = f"non-finite values in {nonfinite(out)[0]}"
       if reason is None:
@@ -211,6 +207,9 @@ class Checkpointer:
 
   def save_latest(self, step: int, state: Any, data_state: dict | None, model: Any,
                   meta: dict) -> None:
+    # Orbax waits for the previous save here anyway; settling it first (committed or
+    # SaveError, hashed) keeps one step in flight, which retention cannot have deleted.
+    self.commit("latest")
     self.latest.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state or {}),
         model=ocp.args.StandardSave(model), meta=ocp.args.JsonSave(meta)), force=True)
@@ -225,6 +224,9 @@ class Checkpointer:
       logging.warning("step %d: eval PSNR %s / non-finite variables: not saved as best", step,
                       psnr)
       return False
+    # The kept best's PSNR is read from its folder: a save still in flight reads as None,
+    # and a worse model would be saved "as best", then deleted by Orbax's retention.
+    self.commit("best")
     best = self.best_psnr()
     if best is not None and not float(psnr) > best:
       return False
@@ -234,30 +236,45 @@ class Checkpointer:
     self._unhashed["best"].add(int(step))
     return True
 
-  def restore_latest(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
+  def stored_layout(self, step: int) -> dict:
+    """`layout()` of the state saved at latest/<step>, from Orbax's metadata (no array read)."""
+    path = epath.Path(self.step_dir("latest", step)) / "state"
+    return layout(ocp.StandardCheckpointHandler().metadata(path).tree)
+
+  def restore_latest(self, abstract_state: Any, step: int | None = None, *,
+                     adapt: Callable[[Any], Any] | None = None) -> tuple[Any, dict]:
     """Restores (state, data_state) from `step` (default: the newest intact one).
 
     Broken checkpoints are set aside with a warning (module docstring); CheckpointError when
-    none is intact.
+    none is intact. A checkpoint whose state has another structure than `abstract_state`
+    raises StateMismatch before anything is read or moved, unless `adapt` is given: then the
+    state is read as stored (nested dicts/lists of host arrays) and `adapt` turns it into the
+    wanted one (`runtime.resume`).
     """
+    wanted = layout(abstract_state)
+
     def read(s):
+      stored = self.stored_layout(s)
+      if stored != wanted and adapt is None:
+        raise StateMismatch(self.step_dir("latest", s), s, stored, wanted)
+      target = abstract_state if stored == wanted else None
       out = self.latest.restore(s, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
-      return out.state, dict(out.data or {})
+          state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
+      state = out.state if target is not None else adapt(out.state)
+      return state, dict(out.data or {})
 
     found, out = self._first_intact(self.latest, "latest", read,
                                     None if step is None else [step])
     if found is None:
-      raise CheckpointError(
+      raise NoIntactCheckpoint(
           f"no intact checkpoint in {self.latest.directory} (broken: {'; '.join(out)}); they "
           f"were moved to {os.path.join(self.workdir, 'broken')}: rerun to start from scratch")
     return out
 
   def wait(self) -> None:
     """Blocks until every save is on disk and hashed; raises a failed save's error."""
-    self.latest.wait_until_finished()
-    self.best.wait_until_finished()
-    self.poll()
+    self.commit("latest")
+    self.commit("best")
 
   def close(self) -> None:
     """Waits for every pending save (also when an error is on its way out), then closes."""
@@ -321,8 +338,12 @@ def _read_model(manager: ocp.CheckpointManager, step: int) -> tuple[Any, dict]:
   return out.model, dict(out.meta)
 
 
-def load_run(workdir: str, *, step: int | None = None) -> TrainedRun:
+def load_run(workdir: str, *, step: int | None = None,
+             config: ml_collections.ConfigDict | None = None) -> TrainedRun:
   """The inference variables of a workdir's best checkpoint (or of `step`).
+
+  `config` (the one given with --config) stands in for the workdir's config.json when that is
+  missing or unreadable (a warning names the file); without it, that raises naming the file.
 
   Default: the best checkpoint, else the newest latest one (with a warning); a broken one
   (checksums, Orbax, non-finite values) is skipped with a warning naming it, never deleted.
@@ -334,7 +355,14 @@ def load_run(workdir: str, *, step: int | None = None) -> TrainedRun:
   if not any(os.path.isdir(os.path.join(ckpt_dir, d)) for d in ("checkpoints", "best")):
     raise FileNotFoundError(f"no checkpoints in workdir {workdir!r} (expected checkpoints/ or "
                             "best/ from a training run or --mode=import)")
-  config = run_log.read_config(workdir)
+  try:
+    stored = run_log.read_config(workdir)
+  except (FileNotFoundError, ValueError) as e:
+    if config is None:
+      raise
+    logging.warning("%s: using the given --config instead", str(e).split(": pass")[0])
+    stored = config
+  config = stored
   ckpt = Checkpointer(workdir, read_only=True)
   try:
     latest_steps = sorted(ckpt.latest.all_steps())
@@ -358,7 +386,7 @@ def load_run(workdir: str, *, step: int | None = None) -> TrainedRun:
         break
       broken.append(f"{which}/{out[0]}")
     else:
-      raise CheckpointError(f"no intact checkpoint in {workdir!r}: {'; '.join(broken)}")
+      raise NoIntactCheckpoint(f"no intact checkpoint in {workdir!r}: {'; '.join(broken)}")
     if which == "latest" and step is None:
       logging.warning("%s: no usable best checkpoint; using the latest (step %d)", workdir,
                       found)

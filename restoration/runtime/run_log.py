@@ -78,11 +78,24 @@ def check_resumable(workdir: str, config: ml_collections.ConfigDict, step: int) 
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     return
-  with open(path) as f:
-    stored = json.load(f)
+  try:
+    with open(path) as f:
+      stored = json.load(f)
+    if not isinstance(stored, dict):
+      raise ValueError("not a JSON object")
+  except (OSError, UnicodeDecodeError, ValueError) as e:
+    # The config given on the command line is the authority; the checkpoint's own structure is
+    # still checked against it when restoring, and write_config keeps this file aside.
+    logging.warning("%s is unreadable (%s): resuming with the given --config (the unreadable "
+                    "file is kept as config.step%d.json)", path, e, step)
+    return
   new = plain(config)
   old_leaves, new_leaves = {}, {}
+  # resume_optimizer=reinit_changed re-initialises the optimizer state a change replaced.
+  reinit = new.get("resume_optimizer") == "reinit_changed"
   for key in IDENTITY:
+    if reinit and key == "optimizer.name":
+      continue
     default = "supervised" if key == "task" else None
     old_leaves.update(_leaves(_get(stored, key, default), key))
     new_leaves.update(_leaves(_get(new, key, default), key))

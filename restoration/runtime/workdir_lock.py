@@ -18,12 +18,15 @@ import time
 
 from absl import logging
 
+from restoration.runtime import exit_codes
+
 LOCK_NAME = "LOCK"
 _HALF_WRITTEN_S = 10.0  # an unreadable lock older than this was left by a killed run
 
 
 class WorkdirLocked(RuntimeError):
   """Another live run holds the workdir."""
+  exit_status = exit_codes.WORKDIR_IN_USE
 
 
 def _pid_alive(pid: int) -> bool:

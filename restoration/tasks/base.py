@@ -49,6 +49,8 @@ from restoration.data import pairs
 DISCRIMINATORS = frozenset({"patchgan"})  # take (corrupted, candidate): not a restorer
 AUTOREGRESSIVE = frozenset({"pixelcnn"})  # (clean, corrupted) -> logits: not a restorer
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+MAX_SEED = 2**32 - 1  # a range every RNG here takes (jax keys, numpy, the data hash); 10**20
+                     # overflowed inside JAX
 _INIT_STREAM = 0x1A17  # parameter init: a key of its own, never a step's
 # Tasks whose training example honours config.corruption_fixed_per_image (SupervisedTask.example).
 FIXED_PER_IMAGE_TASKS = ("supervised", "inpaint")
@@ -77,10 +79,13 @@ def build_restorer(model_config: ml_collections.ConfigDict | dict) -> nn.Module:
     raise ValueError(f"config.model (name={name!r}, kwargs={kwargs}): {e}") from e
 
 
-def check_int(config: ml_collections.ConfigDict, name: str, minimum: int = 1) -> int:
+def check_int(config: ml_collections.ConfigDict, name: str, minimum: int = 1,
+              maximum: int | None = None) -> int:
   value = config[name]
-  if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-    raise ValueError(f"config.{name} must be an integer >= {minimum}, got {value!r}")
+  if (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum
+      or (maximum is not None and value > maximum)):
+    allowed = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+    raise ValueError(f"config.{name} must be an integer {allowed}, got {value!r}")
   return int(value)
 
 
@@ -170,6 +175,7 @@ class Task:
     self.num_devices = self.local_device_count * self.process_count
     for name in ("batch_size", "patch_size"):
       check_int(config, name)
+    check_int(config, "seed", minimum=0, maximum=MAX_SEED)
     if not 0.0 <= config.ema_decay < 1.0:
       raise ValueError(f"config.ema_decay must be in [0, 1), got {config.ema_decay}")
     self.fixed_per_image = check_fixed_per_image(config, self.name)
