@@ -30,7 +30,7 @@ from restoration import image_ops  # noqa: E402
 from restoration import tasks  # noqa: E402
 from restoration.modes import import_weights  # noqa: E402
 from restoration.modes import restore  # noqa: E402
-from restoration.runtime import checkpoints  # noqa: E402
+from restoration.runtime import trained_run  # noqa: E402
 from restoration.weights import dncnn  # noqa: E402
 
 
@@ -53,7 +53,7 @@ def main() -> None:
   workdir = os.path.join(tempfile.mkdtemp(), "gray")
   import_weights.run(dncnn_config.get_config(), workdir,
                      os.path.join(ROOT, dncnn.WEIGHTS_DIR, args.weights))
-  trained = checkpoints.load_run(workdir)
+  trained = trained_run.load_run(workdir)
   config = trained.config
   config.data.channels = 3
   config.data.eval = "folder:" + args.set

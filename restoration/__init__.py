@@ -3,8 +3,8 @@
 Rooms (a package or module imports only from rooms above it; no import cycles, none imports
 launch.py, and no module imports a mode except the modes package's dispatch, modes.main):
   image_ops, config_fields, optim            pad, dihedral transforms, luma, channels; ...
-  runtime                                    checkpoints, run_log, workdir_lock, preemption,
-                                             progress, host_memory, parallel
+  runtime                                    checkpoints, trained_run, run_log, workdir_lock,
+                                             preemption, progress, host_memory, parallel
   corruptions, models, image_files, any_size, cli   (image_ops; cli: config_fields)
   weights                                    readers of published weights (models)
   data                                       sources and pipelines (image_files: one decoder)

@@ -11,6 +11,7 @@ from restoration.eval import evaluator
 from restoration.eval import metrics
 from restoration import tasks
 from restoration.data import pairs
+from restoration.data import eval_images
 from restoration.data import pipeline
 from restoration.data import specs
 from tests.data_helpers import coord_image, is_dihedral_crop, make_config
@@ -110,7 +111,7 @@ def test_paired_eval_measures_input_against_target(tmp_path):
   c = paired_config(tmp_path)
   task = tasks.build(c, local_device_count=1, process_count=1)
   assert task.input_shape(2) == task.output_shape(2) == (2, 16, 16, 3)
-  images = pipeline.load_eval_images(c, task.sources.eval)
+  images = eval_images.load_eval_images(c, task.sources.eval)
   ev = evaluator.Evaluator(task.inference, images, devices=jax.local_devices()[:1])
   state = task.init_state()
   result = ev.evaluate(task.inference_variables(state), [], replicated=False)

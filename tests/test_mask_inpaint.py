@@ -7,11 +7,12 @@ import pytest
 
 from restoration.modes import chained
 from restoration.runtime import checkpoints
+from restoration.runtime import trained_run
 from restoration import corruptions
 from restoration.eval import evaluator
 from restoration.losses import gan
 from restoration import tasks
-from restoration.data import pipeline
+from restoration.data import eval_images
 from restoration.tasks import inpaint
 from restoration.tasks import mask as mask_task
 from tests import test_modes_chained
@@ -92,7 +93,7 @@ def test_mask_eval_of_the_true_mask_is_perfect():
   c = mask_config()
   task = build(c)
   assert task.output_shape(2) == (2, 16, 16, 1)
-  images = np.stack([im for _, im in pipeline.load_eval_images(c, task.sources.eval)])
+  images = np.stack([im for _, im in eval_images.load_eval_images(c, task.sources.eval)])
   index = jnp.arange(len(images))
   corrupt = corruptions.chain(list(c.corruption))
   corrupted, mask = task.inference.prepare(corrupt, 7, jnp.asarray(images), index)
@@ -253,7 +254,7 @@ def test_chained_restore_takes_an_inpaint_gan_stage(tmp_path):
     c = tiny_config(seed=i, **kw)
     task = build(c)
     dirs[f"pipeline.{name}"] = str(tmp_path / name)
-    checkpoints.export(dirs[f"pipeline.{name}"], c, task.inference_variables(task.init_state()),
+    trained_run.export(dirs[f"pipeline.{name}"], c, task.inference_variables(task.init_state()),
                        task.model_meta())
   stages = chained.load_stages(tiny_override(tiny_config(), dirs))
   assert type(stages["inpaint"].inference) is inpaint.InpaintInference

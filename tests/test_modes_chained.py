@@ -13,7 +13,7 @@ from PIL import Image
 
 from restoration.modes import chained
 from restoration.modes import chained_eval
-from restoration.runtime import checkpoints
+from restoration.runtime import trained_run
 from restoration import corruptions
 from restoration.modes import evaluate
 from restoration.eval import metrics
@@ -61,7 +61,7 @@ def export_stages(root, *, single=False, perfect_mask=False):
     if name == "mask" and perfect_mask:
       variables = black_pixel_detector(variables)
     workdir = str(root / name)
-    checkpoints.export(workdir, c, variables, task.model_meta())
+    trained_run.export(workdir, c, variables, task.model_meta())
     out[name] = (workdir, task, variables)
   return out
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restoration.runtime import checkpoints
+from restoration.runtime import trained_run
 from restoration import corruptions
 from restoration.modes import evaluate
 from restoration.eval import results
@@ -284,8 +284,8 @@ def test_with_trained_model_keeps_dtype_and_eval_fields(trained):
   config.model.dtype = "bfloat16"
   config.data.channels = 3
   config.eval.seed = 7
-  meta = checkpoints.load_run(trained).meta
-  out = checkpoints.with_trained_model(config, meta, trained)
+  meta = trained_run.load_run(trained).meta
+  out = trained_run.with_trained_model(config, meta, trained)
   assert out.model.name == "cnn" and out.model.dtype == "bfloat16"
   assert out.model.kwargs.to_dict() == learn_config().model.kwargs.to_dict()
   assert out.data.channels == 1 and out.eval.seed == 7

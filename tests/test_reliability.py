@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from restoration.runtime import checkpoints
+from restoration.runtime import trained_run
 from restoration import config_fields
 from restoration.eval import evaluator
 from restoration.runtime import preemption
@@ -197,7 +198,7 @@ def test_truncated_checkpoints_without_manifest_fall_back_then_fail_short(refere
 def test_corrupt_best_falls_back_to_latest(reference, tmp_path, caplog):
   workdir = copy_run(reference, tmp_path)
   flip_bytes(os.path.join(workdir, "best", "6", "model"))
-  run = checkpoints.load_run(workdir)
+  run = trained_run.load_run(workdir)
   assert (run.which, run.step) == ("latest", 6)
   assert "best/6 is broken" in caplog.text
   task = tasks.build(config(), local_device_count=1, process_count=1)
@@ -292,7 +293,7 @@ def test_restore_continues_past_unreadable_inputs(tmp_path, capsys):
   workdir = str(tmp_path / "run")
   c = tiny_config()
   task = tasks.build(c, local_device_count=1, process_count=1)
-  checkpoints.export(workdir, c, task.inference_variables(jax.jit(task.init_state)()),
+  trained_run.export(workdir, c, task.inference_variables(jax.jit(task.init_state)()),
                      task.model_meta())
   inputs = tmp_path / "in"
   inputs.mkdir()

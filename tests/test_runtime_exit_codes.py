@@ -15,6 +15,7 @@ from restoration import cli
 from restoration import tasks
 from restoration.modes import train
 from restoration.runtime import checkpoints
+from restoration.runtime import trained_run
 from restoration.runtime import exit_codes
 from restoration.runtime import workdir_lock
 from tests.test_reliability import flip_bytes
@@ -46,10 +47,10 @@ def test_each_runtime_stop_has_its_status_and_one_error_line(tmp_path, capsys):
     workdir = str(tmp_path / "exported")
     c = tiny_config()
     task = tasks.build(c, local_device_count=1, process_count=1)
-    checkpoints.export(workdir, c, task.inference_variables(jax.jit(task.init_state)()),
+    trained_run.export(workdir, c, task.inference_variables(jax.jit(task.init_state)()),
                        task.model_meta())
     flip_bytes(os.path.join(workdir, "best", "0", "model"))
-    checkpoints.load_run(workdir)
+    trained_run.load_run(workdir)
 
   def disk_full():
     raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "metrics.jsonl"))

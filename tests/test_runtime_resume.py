@@ -10,6 +10,7 @@ import pytest
 from restoration import tasks
 from restoration.modes import train
 from restoration.runtime import checkpoints
+from restoration.runtime import trained_run
 from restoration.runtime import resume
 from tests.test_modes_train import train_events
 from tests.tiny import tiny_config
@@ -97,13 +98,13 @@ def test_unreadable_config_json_is_named_and_the_given_config_stands_in(tmp_path
   workdir = str(tmp_path / "run")
   c = tiny_config()
   task = tasks.build(c, local_device_count=1, process_count=1)
-  checkpoints.export(workdir, c, task.inference_variables(jax.jit(task.init_state)()),
+  trained_run.export(workdir, c, task.inference_variables(jax.jit(task.init_state)()),
                      task.model_meta())
   path = os.path.join(workdir, "config.json")
   open(path, "w").close()  # truncated by a full disk
   with pytest.raises(ValueError, match=rf"{path} is not a readable JSON config .*pass --config"):
-    checkpoints.load_run(workdir)
-  run = checkpoints.load_run(workdir, config=c)  # eval / restore with --config
+    trained_run.load_run(workdir)
+  run = trained_run.load_run(workdir, config=c)  # eval / restore with --config
   assert run.step == 0 and run.config is c
   assert f"{path} is not a readable JSON config" in caplog.text
 

@@ -319,7 +319,7 @@ def test_import_mode_restore_and_init_from(tmp_path):
   and that config.init_from fine-tunes from (fresh optimizer, same starting params)."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   from restoration import tasks  # pylint: disable=g-import-not-at-top
-  from restoration.runtime import checkpoints
+  from restoration.runtime import trained_run
   from restoration.modes import import_weights
   from restoration.modes import restore
   from restoration.modes import train
@@ -330,7 +330,7 @@ def test_import_mode_restore_and_init_from(tmp_path):
   import_weights.run(dncnn_config.get_config(), workdir, mat)
   with pytest.raises(FileExistsError, match="best/"):
     import_weights.run(dncnn_config.get_config(), workdir, mat)  # never over an existing run
-  run = checkpoints.load_run(workdir)
+  run = trained_run.load_run(workdir)
   assert (run.step, run.which, run.meta["channels"]) == (0, "best", 1)
   assert run.config.eval.quantize is True and run.config.data.eval_crop == 0
   # Restore a user's noisy gray photo with it.
@@ -363,7 +363,7 @@ def test_restore_noisy_colour_photo_with_imported_cdncnn(tmp_path):
   (CBSD68 average at sigma 25: 20.17 -> 31.23 dB; this textured photo, clipped and rounded to
   8 bits: 20.53 -> 28.00 dB measured, so it must gain over 6 dB)."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  from restoration.runtime import checkpoints  # pylint: disable=g-import-not-at-top
+  from restoration.runtime import trained_run  # pylint: disable=g-import-not-at-top
   from restoration.modes import import_weights
   from restoration.modes import restore
   mat = _shipped("cdncnn_color_blind.mat")
@@ -377,7 +377,7 @@ def test_restore_noisy_colour_photo_with_imported_cdncnn(tmp_path):
   Image.fromarray(np.clip(np.round(noisy), 0, 255).astype(np.uint8), "RGB").save(src)
   workdir = str(tmp_path / "cdncnn_b")
   import_weights.run(dncnn_config.get_config(), workdir, mat)
-  run = checkpoints.load_run(workdir)
+  run = trained_run.load_run(workdir)
   (out,) = restore.run(run.config, workdir, str(tmp_path / "in"), str(tmp_path / "out"))
   restored = Image.open(out)
   assert restored.mode == "RGB" and restored.size == Image.open(src).size

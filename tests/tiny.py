@@ -61,8 +61,8 @@ def load_trained(config: ml_collections.ConfigDict, workdir: str, *, step: int |
                  num_devices: int | None = None):
   """(inference, variables, step, which) of a workdir, as eval mode loads them."""
   from restoration import tasks  # pylint: disable=g-import-not-at-top
-  from restoration.runtime import checkpoints
-  trained = checkpoints.load_run(workdir, step=step)
-  config = checkpoints.with_trained_model(config, trained.meta, workdir)
+  from restoration.runtime import trained_run
+  trained = trained_run.load_run(workdir, step=step)
+  config = trained_run.with_trained_model(config, trained.meta, workdir)
   inference = tasks.inference_for(trained.meta, config, num_devices=num_devices)
   return inference, trained.variables, trained.step, trained.which

@@ -18,10 +18,10 @@ Specs: builtin | folder:PATH | npz:GLOB | tfds:NAME[:SPLIT] (restoration.data.so
 from restoration.data.device import DeviceData
 from restoration.data.device import load_device_data
 from restoration.data.device import sample_patches
-from restoration.data.pipeline import EvalImages
-from restoration.data.pipeline import describe_set
-from restoration.data.pipeline import eval_batches
-from restoration.data.pipeline import load_eval_images
+from restoration.data.eval_images import EvalImages
+from restoration.data.eval_images import describe_set
+from restoration.data.eval_images import eval_batches
+from restoration.data.eval_images import load_eval_images
 from restoration.data.pipeline import make_train_data
 from restoration.data.pipeline import TrainData
 from restoration.data.pipeline import open_sources

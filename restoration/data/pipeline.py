@@ -1,4 +1,4 @@
-"""Host input pipelines: grain training batches and bucketed evaluation batches.
+"""Host input pipelines: grain training batches, and the sources both pipelines open.
 
 Training (`make_train_data`), as a grain MapDataset graph:
 
@@ -27,19 +27,16 @@ epoch permutations, so it does not travel through grain or its workers). Sizes s
 `patch_size` raise at start-up (or at first read for tfds datasets whose shape is not static)
 unless `data.pad_small`, which reflect-pads them (centred) to the patch.
 
-Evaluation: `load_eval_images` gives (name, uint8 HWC) in a fixed order; `eval_batches` groups
-images of one exact shape per batch (or centre crops of `data.eval_crop`), pads the last batch of
-each shape with `valid=False` slots, and gives every process the same number of batches.
+Evaluation images and their batches: `restoration.data.eval_images`.
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import sys
 import threading
 import time
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from absl import logging
 import grain
@@ -164,7 +161,7 @@ class _CropAugment:
     return image_ops.dihedral(patch, int(t)) if self.augment else np.ascontiguousarray(patch)
 
 
-def _local_devices(local_device_count: int | None) -> int:
+def local_devices(local_device_count: int | None) -> int:
   return int(local_device_count) if local_device_count else jax.local_device_count()
 
 
@@ -307,110 +304,9 @@ def make_train_data(config, source: sources_lib.Source | None = None, *, process
   return TrainData(
       source, seed=config.seed, batch_size=config.batch_size, patch_size=config.patch_size,
       augment=d.augment, pad_small=d.pad_small, process_index=process_index,
-      process_count=process_count, local_device_count=_local_devices(local_device_count),
+      process_count=process_count, local_device_count=local_devices(local_device_count),
       num_workers=d.get("num_workers", 0), prefetch=d.get("prefetch", 2),
       with_index=bool(config.get("corruption_fixed_per_image", False)))
-
-
-def centre_crop(image: np.ndarray, size: int) -> np.ndarray:
-  h, w = image.shape[:2]
-  y, x = (h - size) // 2, (w - size) // 2
-  return np.ascontiguousarray(image[y:y + size, x:x + size])
-
-
-class EvalImages(list):
-  """The eval images, a list of (name, uint8 HWC), and what they are a part of: `set_name`
-  (e.g. 'BSD68'), `set_size` (images in the whole set), `crop` (data.eval_crop; 0: whole
-  images). `label` says it in words, e.g. 'BSD68: 4 of 68 images, 64 px crops'."""
-
-  def __init__(self, items, *, set_name: str, set_size: int, crop: int):
-    super().__init__(items)
-    self.set_name, self.set_size, self.crop = set_name, int(set_size), int(crop)
-
-  @property
-  def label(self) -> str:
-    return describe_set(self.set_name, len(self), self.set_size, self.crop)
-
-  @property
-  def row_fields(self) -> dict[str, Any]:
-    """What an eval results row records of the set (`restoration.eval.results`)."""
-    return {"set": self.set_name, "set_size": self.set_size, "eval_crop": self.crop}
-
-
-def describe_set(set_name: str, n_images: int, set_size: int | None, crop: int) -> str:
-  """'BSD68: 68 images' / 'BSD68: 4 of 68 images, 64 px crops' (whole images unless crops)."""
-  count = (f"{n_images} images" if set_size is None or n_images == set_size
-           else f"{n_images} of {set_size} images")
-  return f"{set_name}: {count}" + (f", {int(crop)} px crops" if crop else "")
-
-
-def load_eval_images(config, source: sources_lib.Source | None = None) -> EvalImages:
-  """(name, uint8 HWC) eval images in a fixed order (centre-cropped with data.eval_crop).
-
-  `source`: the opened `config.data.eval`; opened here if None.
-  """
-  d = config.data
-  source = open_eval_source(config) if source is None else source
-  n = len(source)
-  if d.get("eval_max_images", 0) > 0:
-    n = min(n, int(d.eval_max_images))
-  crop = int(d.get("eval_crop", 0))
-  if crop > 0:
-    sizes = source.sizes()
-    if sizes is not None and not d.pad_small:
-      small = [i for i in range(n) if min(sizes[i]) < crop]
-      if small:
-        i = min(small, key=lambda j: min(sizes[j]))
-        raise too_small_error(source.spec, source.name(i), sizes[i], crop, "data.eval_crop")
-  out = []
-  for i in range(n):
-    image = source[i]
-    if crop > 0:
-      if min(image.shape[:2]) < crop:
-        if not d.pad_small:
-          raise too_small_error(source.spec, source.name(i), image.shape, crop, "data.eval_crop")
-        image = pad_to_min(image, crop)
-      image = centre_crop(image, crop)
-    out.append((source.name(i), image))
-  return EvalImages(out, set_name=specs.set_name(str(d.eval)),
-                    set_size=len(source), crop=crop)
-
-
-def eval_batches(images: Sequence, *, batch_size: int, process_index: int = 0,
-                 process_count: int = 1,
-                 local_device_count: int | None = None) -> Iterator[dict[str, np.ndarray]]:
-  """Shape-bucketed eval batches for this process.
-
-  `images`: the list from `load_eval_images` (or bare HWC arrays). `batch_size` is GLOBAL; each
-  device gets B = batch_size // (process_count * D). Yields {'image': uint8 [D, B, H, W, C],
-  'valid': bool [D, B], 'index': int32 [D, B] (-1 for padding)}; one shape per batch, shapes in
-  order of first appearance, images in order within a shape. Every process yields the same
-  number of batches and the valid indices over processes cover every image exactly once.
-  """
-  if not 0 <= process_index < process_count:
-    raise ValueError(f"process_index={process_index} not in [0, {process_count})")
-  devices = _local_devices(local_device_count)
-  per_device = batch_size // (process_count * devices)
-  if per_device < 1:
-    raise ValueError(f"data.eval_batch_size={batch_size} is smaller than process_count * "
-                     f"local_device_count = {process_count * devices}")
-  arrays = [im[1] if isinstance(im, tuple) else im for im in images]
-  buckets: dict[tuple[int, ...], list[int]] = collections.OrderedDict()
-  for i, a in enumerate(arrays):
-    buckets.setdefault(tuple(a.shape), []).append(i)
-  local = per_device * devices
-  step = local * process_count
-  for shape, members in buckets.items():
-    for start in range(0, len(members), step):
-      mine = members[start + process_index * local:start + (process_index + 1) * local]
-      index = np.full((local,), -1, np.int32)
-      index[:len(mine)] = mine
-      image = np.zeros((local,) + shape, np.uint8)
-      for j, i in enumerate(mine):
-        image[j] = arrays[i]
-      yield {"image": image.reshape((devices, per_device) + shape),
-             "valid": (index >= 0).reshape(devices, per_device),
-             "index": index.reshape(devices, per_device)}
 
 
 class Sources(NamedTuple):
@@ -429,7 +325,7 @@ def open_sources(config, *, process_count: int | None = None,
   d = config.data
   sources_lib.check_channels(d.channels)
   process_count = jax.process_count() if process_count is None else int(process_count)
-  devices = _local_devices(local_device_count)
+  devices = local_devices(local_device_count)
   _check_batch(config.batch_size, process_count, devices, "batch_size")
   train = open_train_source(config)
   check_min_size(train, config.patch_size, d.pad_small)

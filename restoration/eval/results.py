@@ -16,7 +16,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from restoration.data.pipeline import describe_set
+from restoration.data.eval_images import describe_set
 from restoration.eval import evaluator
 from restoration.runtime import run_log
 

@@ -33,7 +33,7 @@ import tqdm
 from absl import logging
 
 from restoration import any_size
-from restoration.runtime import checkpoints
+from restoration.runtime import trained_run
 from restoration.eval import evaluator
 from restoration.image_files import reading
 from restoration.image_files import writing
@@ -68,7 +68,7 @@ def load_stage(config: ml_collections.ConfigDict, field: str, allowed: tuple[str
     raise ValueError(f"config.pipeline.{field} is empty: give the workdir of a trained "
                      f"{'/'.join(allowed)} run")
   try:
-    trained = checkpoints.load_run(workdir)
+    trained = trained_run.load_run(workdir)
   except FileNotFoundError as e:
     raise ValueError(f"config.pipeline.{field}: {e}") from None
   task = trained.meta.get("task", "supervised")

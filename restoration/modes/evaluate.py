@@ -7,7 +7,7 @@ Without --config the run's own config.json is used, the --config.* overrides on 
 --config the run's stored metric protocol is kept unless overridden (restoration.run_config).
 
 The model (model.name, model.kwargs) and data.channels always come from the checkpoint's meta
-(`checkpoints.load_run`, `checkpoints.with_trained_model`; a warning names every field the --config
+(`trained_run.load_run`, `trained_run.with_trained_model`; a warning names every field the --config
 disagreed on), so a `:quick` run can be evaluated with the full config file; model.dtype and
 every eval field come from --config. Loads the best checkpoint (or `--step`: the latest
 manager's checkpoint at that step, else the best one's), evaluates `config.data.eval` at every level of `config.eval.sweep`
@@ -57,7 +57,7 @@ from absl import logging
 
 from restoration.modes import chained
 from restoration.modes import chained_eval
-from restoration.runtime import checkpoints
+from restoration.runtime import trained_run
 from restoration import data
 from restoration.eval import results
 from restoration.eval import evaluator
@@ -96,8 +96,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, step: int | None = N
     devices = _devices(config.data.eval_batch_size)
   # Bad eval fields fail before anything is read.
   options = evaluator.EvalOptions.from_config(config, parallel.local_device_count(devices))
-  trained = checkpoints.load_run(workdir, step=step, config=config)
-  config = checkpoints.with_trained_model(config, trained.meta, workdir)
+  trained = trained_run.load_run(workdir, step=step, config=config)
+  config = trained_run.with_trained_model(config, trained.meta, workdir)
   inference = tasks.inference_for(trained.meta, config, options=options)
   levels = results.sweep_levels(config)
   lead = jax.process_index() == 0

@@ -10,7 +10,7 @@ Reads the MatConvNet file (`dncnn.import_dncnn`; an FFDNet, recognised by its fi
 layer, with `ffdnet.import_ffdnet` and task 'ffdnet'), sets the imported architecture and the
 paper's eval protocol (`dncnn.eval_overrides`: whole images, RGB PSNR on outputs rounded
 to uint8) on top of `--config`, and writes config.json + best/0/ (variables and meta) with
-`checkpoints.export`. The workdir is then like a trained run's: `--mode=eval`, `--mode=restore`
+`trained_run.export`. The workdir is then like a trained run's: `--mode=eval`, `--mode=restore`
 and `--config.init_from=WORKDIR` (fine-tuning) read it.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import ml_collections
 from absl import logging
 
-from restoration.runtime import checkpoints
+from restoration.runtime import trained_run
 from restoration.weights import dncnn
 from restoration.weights import ffdnet
 
@@ -39,7 +39,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, from_path: str) -> str:
   meta = {"task": task, "channels": int(model_config["channels"]),
           "model": {"name": model_config["name"], "kwargs": dict(model_config["kwargs"]),
                     "dtype": "float32"}}
-  checkpoints.export(workdir, config, variables, meta, step=0)
+  trained_run.export(workdir, config, variables, meta, step=0)
   logging.info("imported %s into %s (%s, %d conv layers)", from_path, workdir,
                model_config["name"], model_config["kwargs"]["depth"])
   print(f"imported {from_path} -> {workdir}: evaluate with --mode=eval --workdir={workdir}, "

@@ -5,7 +5,7 @@
 No corruption is applied. Every output keeps its input's size, channel layout (gray stays gray,
 RGB stays RGB, an alpha channel is re-attached unchanged) and bit depth (8 / 16); JPEG inputs
 are written as PNG. The model and its channels come from the checkpoint's meta
-(`checkpoints.load_run`); the model sees that many channels (inputs are converted with
+(`trained_run.load_run`); the model sees that many channels (inputs are converted with
 `image_ops.to_channels` and back). All output paths are decided before any image is processed
 (`plan_outputs`): an existing output file is refused unless `overwrite`, and an input is never
 overwritten, even with it. Inference uses config.eval.tile / tile_overlap / self_ensemble
@@ -35,7 +35,7 @@ from absl import logging
 
 from restoration import any_size
 from restoration.modes import chained
-from restoration.runtime import checkpoints
+from restoration.runtime import trained_run
 from restoration.eval import evaluator
 from restoration.image_files import reading
 from restoration.image_files import writing
@@ -270,7 +270,7 @@ def run(
   check_writable(output_dir)  # before the model loads, not after
   if chained.enabled(config):  # mask -> colourise -> inpaint of three runs; workdir unused
     return chained.run(config, plan, output_dir, overwrite=overwrite)
-  trained = checkpoints.load_run(workdir, step=step, config=config)
+  trained = trained_run.load_run(workdir, step=step, config=config)
   inference = tasks.inference_for(trained.meta, config, options=options)
   if inference.needs_mask:
     raise ValueError(f"{workdir!r} is a {trained.meta['task']!r} checkpoint: its model also "

@@ -36,6 +36,7 @@ from restoration.runtime import preemption
 from restoration.runtime import progress
 from restoration.runtime import resume
 from restoration.runtime import run_log
+from restoration.runtime import trained_run
 from restoration import tasks
 from restoration.eval import visualize
 from restoration.runtime import workdir_lock
@@ -65,9 +66,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   resume.check_mode(config)
   if step is not None and (not isinstance(step, int) or step < 0):
     raise ValueError(f"--step={step!r}: a kept checkpoint step, or 0 to start over")
-  source = checkpoints.load_run(config.init_from) if config.init_from else None
+  source = trained_run.load_run(config.init_from) if config.init_from else None
   if source is not None:  # fine-tuning keeps the source run's architecture (warns if it differs)
-    config = checkpoints.with_trained_model(config, source.meta, config.init_from)
+    config = trained_run.with_trained_model(config, source.meta, config.init_from)
   for name in _CADENCES:
     base.check_int(config, name)
   # pmap gets devices=None (all devices of all processes) unless a test restricts it.
@@ -82,7 +83,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
 def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
           devices: list[jax.Device] | None, lead: bool, stop: preemption.StopOnSignal,
-          source: checkpoints.TrainedRun | None, rewind_to: int | None = None) -> Any:
+          source: trained_run.TrainedRun | None, rewind_to: int | None = None) -> Any:
   """The loop. Kept as one function on purpose: the order of operations within a step
   (train, log, checkpoint, eval, best) is what exact resume relies on; it reads top to bottom.
   """

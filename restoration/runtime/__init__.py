@@ -1,2 +1,2 @@
-"""What a run needs around the model: checkpoints, the run log, the workdir lock, preemption,
-progress, host memory and the device/process layout (parallel)."""
+"""What a run needs around the model: checkpoints, a trained run read back, the run log, the
+workdir lock, preemption, progress, host memory and the device/process layout (parallel)."""
