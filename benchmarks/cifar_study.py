@@ -118,6 +118,11 @@ def _cell(values: list[float], digits: int, bounds=None) -> str:
   return f"{s['mean']:.{digits}f}{ci}"
 
 
+def _span(values: list[float]) -> str:
+  lo, hi = f"{min(values):.0f}", f"{max(values):.0f}"
+  return lo if lo == hi else f"{lo}-{hi}"
+
+
 def table(found: dict[int, list[dict]]) -> str:
   lines = [
       "| blocks | study SSIM (reported) | SSIM, study convention | SSIM, standard | PSNR dB | "
@@ -130,8 +135,7 @@ def table(found: dict[int, list[dict]]) -> str:
     inp = [r["rows"]["rgb"]["input_psnr"] for r in runs]
     wall = [sum(s["wall_s"] for s in r["timing"]) / 60 for r in runs if r["timing"]]
     cpu = [sum(s["cpu_s"] for s in r["timing"]) / 60 for r in runs if r["timing"]]
-    minutes = (f"{min(wall):.0f}-{max(wall):.0f} / {min(cpu):.0f}-{max(cpu):.0f}" if wall
-               else "-")
+    minutes = f"{_span(wall)} / {_span(cpu)}" if wall else "-"
     lines.append(
         f"| {level} | {REPORTED[level]:.5f} | {_cell(study, 5, (0, 1))} | {_cell(std, 5, (0, 1))}"
         f" | {_cell(psnr, 2)} | {_cell(inp, 2)} | {','.join(str(r['seed']) for r in runs)} | "

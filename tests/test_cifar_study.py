@@ -208,3 +208,23 @@ def test_ssim_convention_in_eval_options_and_metrics():
   values = evaluator.restoration_metrics(out, out, clean, loss_fn=lambda r, t: jnp.mean(r - t),
                                         options=study.metric_options, ssim_convention="study")
   np.testing.assert_allclose(values["ssim"], skimage_study(out, clean), atol=1e-5)
+
+
+def test_study_table_aggregates_seeds_with_a_t_interval():
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  from benchmarks import cifar_study as bench  # pylint: disable=g-import-not-at-top
+  ssim = [0.9950, 0.9954, 0.9958]
+
+  def run(seed, s):
+    row = {"ssim": s - 0.002, "psnr": 39.0 + seed, "input_psnr": 20.17, "n_images": 10000}
+    return {"seed": seed, "rows": {"rgb_ssimstudy": dict(row, ssim=s), "rgb": row},
+            "timing": [{"wall_s": 3000.0 + 60 * seed, "cpu_s": 2400.0}]}
+
+  text = bench.table({10: [run(k, s) for k, s in enumerate(ssim)], 100: [run(0, 0.95)]})
+  rows = {line.split("|")[1].strip(): line for line in text.splitlines()
+          if line.startswith("| 10") or line.startswith("| 100")}
+  half = stats.t.ppf(0.975, 2) * np.std(ssim, ddof=1) / np.sqrt(3)
+  assert f"0.99540 [{0.9954 - half:.5f}, {0.9954 + half:.5f}]" in rows["10"]
+  assert "| 0.99512 |" in rows["10"] and "| 0.95290 |" in rows["100"]
+  assert "40.00 [" in rows["10"] and "| 50-52 / 40 |" in rows["10"]
+  assert "0.95000 (n=1, no CI)" in rows["100"]
