@@ -15,6 +15,8 @@ For every level (10 / 50 / 100 blocks) and seed, a run directory `<runs>/b<level
   python benchmarks/cifar_study.py --runs=runs/study --train               # all 9 runs
   python benchmarks/cifar_study.py --runs=runs/study --levels=10 --seeds=0  # one, score only
 
+`--variant=beat=10,width=32` adds configs/cifar_study.py arguments to every run (the
+project's recipe at the study's CPU time; give it its own --runs folder).
 `--set FIELD=VALUE` passes `--config.FIELD=VALUE` to training and eval (e.g. a shorter run).
 Data: ../shared/data/cifar10 beside the checkout (a JPEG re-export of CIFAR-10: expect small
 differences from the study's lossless images).
@@ -46,6 +48,8 @@ flags.DEFINE_string("runs", "runs/study", "Folder of the run directories b<level
 flags.DEFINE_list("levels", [str(n) for n in cifar_study.LEVELS], "Numbers of blocks.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds.")
 flags.DEFINE_bool("train", False, "Train the runs that have no final checkpoint.")
+flags.DEFINE_string("variant", "", "More configs/cifar_study.py arguments for every run, e.g. "
+                    "'beat=10,width=32' (the project's recipe; give it its own --runs).")
 flags.DEFINE_multi_string("set", [], "FIELD=VALUE: --config.FIELD=VALUE for training and eval.")
 FLAGS = flags.FLAGS
 
@@ -58,7 +62,13 @@ def final_step() -> int:
   for item in FLAGS.set:
     if item.startswith("total_steps="):
       return int(item.split("=", 1)[1])
-  return cifar_study.get_config().total_steps
+  return cifar_study.get_config(FLAGS.variant or None).total_steps
+
+
+def config_arg(level: int, seed: int, test: bool = False) -> str:
+  args = [f"blocks={level}", f"seed={seed}"] + (["test"] if test else []) + (
+      [FLAGS.variant] if FLAGS.variant else [])
+  return f"--config={ROOT}/configs/cifar_study.py:" + ",".join(args)
 
 
 def _launch(args: list[str]) -> None:
@@ -75,8 +85,7 @@ def finished(workdir: str, step: int) -> bool:
 def train(level: int, seed: int, step: int) -> None:
   workdir = rundir(level, seed)
   before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
-  _launch([f"--config={ROOT}/configs/cifar_study.py:blocks={level},seed={seed}",
-           f"--workdir={workdir}"])
+  _launch([config_arg(level, seed), f"--workdir={workdir}"])
   after = resource.getrusage(resource.RUSAGE_CHILDREN)
   cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
   path = os.path.join(workdir, "study_timing.json")
@@ -103,8 +112,8 @@ def score(level: int, seed: int, step: int) -> dict[str, dict]:
   workdir = rundir(level, seed)
   for conv, tag in CONVENTIONS.items():
     if tag not in rows(workdir, step):
-      _launch(["--mode=eval", f"--config={ROOT}/configs/cifar_study.py:blocks={level},"
-               f"seed={seed},test", f"--workdir={workdir}", f"--step={step}",
+      _launch(["--mode=eval", config_arg(level, seed, test=True), f"--workdir={workdir}",
+               f"--step={step}",
                f"--config.eval.ssim_convention={conv}"])
   return rows(workdir, step)
 

@@ -4,7 +4,18 @@
   python launch.py --config=configs/cifar_study.py:quick --workdir=runs/study_quick
 
 Arguments: `blocks=10|50|100` (default 10), `seed=N` (default 0), `test` (data.eval = the
-test set, for --mode=eval), `quick` (minutes on a 2-core CPU).
+test set, for --mode=eval), `quick` (minutes on a 2-core CPU), `beat=DEPTH` (0: off; the
+project's recipe against the study, below).
+
+`beat=DEPTH`: the same data, eval and model selection (LAST checkpoint, study SSIM), trained
+with this project's recipe at the same CPU time as the study's run on the 2-core CPU: a
+residual DnCNN of DEPTH 3x3 layers (`width=W` channels, default 64; batch norm; KAIR's
+orthogonal init, gain 0.2), a fresh corruption every step (the study drew one per image),
+Adam 1e-3 with a 200-step warmup and cosine decay to 1%, MSE, batch 32. `steps=N` overrides
+the step count; the default is the study's 25,000 steps scaled by the CPU seconds per step of
+the two models measured on CPU2 (`BEAT_STEPS`; WORKSPACE "the CIFAR-10 block-inpainting
+study"). Depth 10 scored best (seed 0, trained on a GPU at that step count: 0.99686 / 0.98466
+/ 0.96414 against the study's 0.99512 / 0.97665 / 0.95290).
 
 The study's protocol, and where each piece lives here:
 * Data: CIFAR-10 / 255. Keras `fit(validation_split=0.2)`: the first 40,000 training images
@@ -44,6 +55,13 @@ TRAIN = f"npz:{CIFAR}/train_[0-3].npz"  # the first 40,000 (Keras' training part
 VALIDATION = f"npz:{CIFAR}/train_4.npz"  # the last 10,000 (Keras' validation_split=0.2)
 TEST = f"npz:{CIFAR}/test.npz"
 EPOCH = 1_250  # 40,000 / 32 steps
+# Steps of `beat=DEPTH` that cost the study run's CPU time on CPU2: 25,000 x (study CPU s/step)
+# / (DnCNN CPU s/step), from `benchmarks/step_time.py --one='cifar_study.py:beat=D,width=W,
+# steps=1000' --steps=20` (session 10, machine alone): study_cnn 0.124 CPU s/step;
+# DnCNN (depth, width) (17, 64) 1.617, (10, 64) 0.904, (6, 64) 0.546, (17, 32) 0.625,
+# (10, 32) 0.327.
+BEAT_STEPS = {(17, 64): 1_915, (10, 64): 3_425, (6, 64): 5_671, (17, 32): 4_955,
+              (10, 32): 9_470}
 
 
 def blocks(n: int) -> list[dict]:
@@ -51,7 +69,7 @@ def blocks(n: int) -> list[dict]:
 
 
 def get_config(arg: str | None = None):
-  a = common.parse_arg(arg, blocks=10, seed=0, test=False, quick=False)
+  a = common.parse_arg(arg, blocks=10, seed=0, test=False, quick=False, beat=0, width=64, steps=0)
   if a.blocks not in LEVELS:
     raise ValueError(f"cifar_study: blocks={a.blocks}; allowed: {list(LEVELS)}")
   if not isinstance(a.seed, int) or isinstance(a.seed, bool):
@@ -81,6 +99,10 @@ def get_config(arg: str | None = None):
   c.optimizer.warmup_steps = 0
   c.eval.ssim_convention = "study"
   c.eval.sweep = {f"blocks{a.blocks}": blocks(a.blocks)}
+  if a.beat:
+    _beat(c, a.beat, a.width, a.steps)
+  elif a.steps:
+    raise ValueError("cifar_study: steps= is for beat=DEPTH (the study's own run is 25,000)")
   if a.quick:
     # The same model, data and protocol, shorter: 300 steps (a quarter of an epoch), and
     # 1,000 validation images per eval.
@@ -90,3 +112,24 @@ def get_config(arg: str | None = None):
     c.checkpoint_every_steps = 150
     c.data.eval_max_images = 1_000
   return c
+
+
+def _beat(c, depth, width, steps: int) -> None:
+  if not isinstance(depth, int) or isinstance(depth, bool) or depth < 2:
+    raise ValueError(f"cifar_study: beat={depth!r}; allowed: a DnCNN depth >= 2 (0: off)")
+  if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+    raise ValueError(f"cifar_study: width={width!r}; allowed: a positive integer")
+  if not steps:
+    if (depth, width) not in BEAT_STEPS:
+      raise ValueError(f"cifar_study: beat={depth},width={width} has no measured CPU budget; "
+                       f"measured (depth, width): {sorted(BEAT_STEPS)}; or give steps=N")
+    steps = BEAT_STEPS[depth, width]
+  c.model.name = "dncnn"
+  c.model.kwargs = {"depth": depth, "features": width, "weight_init": "orthogonal",
+                    "init_gain": 0.2, "bn_momentum": 0.1, "bn_epsilon": 1e-4}
+  c.corruption_fixed_per_image = False
+  c.total_steps = int(steps)
+  c.optimizer.schedule = "cosine"
+  c.optimizer.warmup_steps = 200
+  c.optimizer.end_factor = 0.01
+  c.eval_every_steps = c.checkpoint_every_steps = max(c.total_steps // 10, 1)

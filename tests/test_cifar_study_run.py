@@ -115,6 +115,80 @@ def test_config_protocol_fields():
     cifar_study.get_config("blocks=20")
 
 
+def test_beat_variant_is_the_project_recipe_at_the_measured_cpu_budget():
+  c = cifar_study.get_config("blocks=100,beat=10")
+  base = cifar_study.get_config("blocks=100")
+  assert c.model.name == "dncnn" and c.model.kwargs["depth"] == 10
+  assert c.model.kwargs["features"] == 64 and c.model.kwargs["weight_init"] == "orthogonal"
+  assert c.total_steps == cifar_study.BEAT_STEPS[10, 64] == 3_425
+  # The protocol parts stay the study's: data, batch, whole images, eval convention.
+  for field in ("data.train", "data.eval", "batch_size", "patch_size", "corruption",
+                "eval.ssim_convention", "loss"):
+    a, b = c, base
+    for part in field.split("."):
+      a, b = a[part], b[part]
+    assert a == b, field
+  assert not c.corruption_fixed_per_image and c.optimizer.schedule == "cosine"
+  # Every measured budget costs about the study's CPU time: steps x CPU s/step within 1%.
+  measured = {(17, 64): 1.617, (10, 64): 0.904, (6, 64): 0.546, (17, 32): 0.625,
+              (10, 32): 0.327}
+  for key, steps in cifar_study.BEAT_STEPS.items():
+    assert abs(steps * measured[key] / (25_000 * 0.124) - 1) < 0.01, key
+  assert cifar_study.get_config("beat=17,width=32,steps=500").total_steps == 500
+  assert cifar_study.get_config("beat=17,width=32").model.kwargs["features"] == 32
+  with pytest.raises(ValueError, match=r"beat=12,width=64 has no measured CPU budget; "
+                                       r"measured \(depth, width\): \[\(6, 64\), "):
+    cifar_study.get_config("beat=12")
+  with pytest.raises(ValueError, match=r"steps= is for beat=DEPTH"):
+    cifar_study.get_config("steps=100")
+  with pytest.raises(ValueError, match=r"beat=1; allowed: a DnCNN depth >= 2"):
+    cifar_study.get_config("beat=1,steps=10")
+
+
+def test_benchmark_passes_the_variant_to_every_run():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl.testing import flagsaver  # pylint: disable=g-import-not-at-top
+  from benchmarks import cifar_study as bench  # pylint: disable=g-import-not-at-top
+  flags.FLAGS.mark_as_parsed()
+  with flagsaver.flagsaver(variant="beat=6"):
+    assert bench.final_step() == cifar_study.BEAT_STEPS[6, 64]
+    assert bench.config_arg(50, 2, test=True).endswith(
+        "configs/cifar_study.py:blocks=50,seed=2,test,beat=6")
+  with flagsaver.flagsaver(variant=""):
+    assert bench.final_step() == 25_000
+    assert bench.config_arg(10, 0).endswith("configs/cifar_study.py:blocks=10,seed=0")
+
+
+def test_shards_packed_for_the_gpu_unpack_to_the_same_bytes():
+  from benchmarks import cifar_shards  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(3)
+  images = rng.integers(0, 256, (50, 32, 32, 3), np.uint8)
+  images[0] = 255  # row differences that wrap around in uint8
+  images[1, :, ::2] = 0
+  out = cifar_shards.unpack(cifar_shards.pack(images), (32, 32, 3))
+  assert out.dtype == np.uint8 and np.array_equal(out, images)
+  smooth = np.broadcast_to(np.arange(32, dtype=np.uint8)[None, None, :, None], (50, 32, 32, 3))
+  assert len(cifar_shards.pack(np.ascontiguousarray(smooth))) < smooth.size // 20
+  with pytest.raises(ValueError, match="expected uint8 NHWC images"):
+    cifar_shards.pack(images.astype(np.float32))
+
+
+def test_error_split_inside_and_outside_the_blocks():
+  from benchmarks import cifar_error_split as es  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  clean = rng.random((2, 4, 4, 3)).astype(np.float32)
+  mask = np.zeros((2, 4, 4), np.float32)
+  mask[:, :2, :2] = 1  # a quarter of the pixels
+  output = clean + np.where(mask[..., None] > 0, 0.2, 0.05)
+  s = es.split(clean, output, mask)
+  assert s["fraction_in"] == 0.25
+  np.testing.assert_allclose([s["mse_in"], s["mse_out"]], [0.04, 0.0025], rtol=1e-5)
+  np.testing.assert_allclose(s["share_in"], 0.04 / (0.04 + 3 * 0.0025), rtol=1e-5)
+  half = es.scaled(clean, output, mask, 0.5)
+  expected = np.broadcast_to(np.where(mask[..., None] > 0, 0.1, 0.0), clean.shape)
+  np.testing.assert_allclose(half - clean, expected, atol=1e-6)
+
+
 @pytest.mark.skipif(not HAVE_CIFAR, reason="CIFAR-10 npz not beside the repo")
 def test_the_split_is_keras_validation_split_0_2():
   """Shards sort as train_0..4: shards 0-3 are the first 40,000, train_4 the last 10,000."""
