@@ -19,8 +19,8 @@ CONFIGS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "conf
 ARGS = {
     "unet1024.py": ["", "quick", "levin"],
     "unet512.py": ["", "quick"],
-    "dncnn.py": ["", "quick", "sigma=50", "blind", "color", "quick,sigma=15", "kair", "cpu=60",
-                 "gpu=5"],
+    "dncnn.py": ["", "quick", "sigma=50", "blind", "color", "quick,sigma=15", "kair",
+                 "kair,loss=mse", "cpu=60", "gpu=5"],
     "ffdnet.py": ["", "quick", "color", "clip", "spatial", "kair", "quick,color,spatial"],
     "cnn_blocks.py": ["", "quick", "blocks=50", "blocks=100"],
     "cifar_study.py": ["", "quick", "blocks=50", "blocks=100,seed=2", "quick,test"],
@@ -111,7 +111,9 @@ def test_patchgan_is_not_a_restorer():
 
 @pytest.mark.parametrize("arg,match", [("cpu=-5", "cpu is a training budget"),
                                        ("gpu=abc", "gpu is a training budget"),
-                                       ("cpu=60,gpu=5", "exclude each other")])
+                                       ("cpu=60,gpu=5", "exclude each other"),
+                                       ("kair,loss=l2", "loss is l1 or mse"),
+                                       ("loss=mse", "applies to the kair")])
 def test_dncnn_budget_arguments_checked(arg, match):
   with pytest.raises(ValueError, match=match):
     load("dncnn.py", arg)
@@ -126,3 +128,10 @@ def test_dncnn_budget_schedules_fill_the_budget():
   assert gpu.batch_size == 128 and gpu.data.on_device and gpu.optimizer.schedule == "cosine"
   assert gpu.total_steps > cpu60.total_steps   # a GPU step is ~100x faster than a CPU one
   assert gpu.model.kwargs["weight_init"] == "orthogonal"
+
+
+def test_dncnn_loss_argument_swaps_only_the_loss():
+  """`loss=mse` is the recipe with MSE for L1 and nothing else changed (the factor table)."""
+  l1, mse = load("dncnn.py", "cpu=60").to_dict(), load("dncnn.py", "cpu=60,loss=mse").to_dict()
+  assert l1.pop("loss") == {"l1": 1.0} and mse.pop("loss") == {"mse": 1.0}
+  assert l1 == mse
