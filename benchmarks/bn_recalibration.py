@@ -15,17 +15,16 @@ run) and scores it with time_to_quality's protocol (BSD68, sigma 25 not clipped,
 
 N=0 exports the checkpoint unchanged (the control: it must score as the checkpoint does). The
 batches are the run's own training stream (data.train, its crops, augmentation and corruption,
-drawn from --seed); the test set is never read before scoring.
+drawn from --seed); the test set is never read before scoring. For new runs,
+`config.precise_bn_batches=N` does the same inside the training loop at its last step; this
+script serves checkpoints trained without it.
 """
 
-import functools
 import os
 import sys
 import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 from absl import app
 from absl import flags
 
@@ -37,9 +36,8 @@ from benchmarks import time_to_quality as ttq  # noqa: E402  (its flags and scor
 from restoration import data  # noqa: E402
 from restoration import tasks  # noqa: E402
 from restoration.runtime import parallel  # noqa: E402
+from restoration.runtime import precise_bn  # noqa: E402
 from restoration.runtime import trained_run  # noqa: E402
-from restoration.tasks import restorer  # noqa: E402
-from restoration.tasks import supervised  # noqa: E402
 
 flags.DEFINE_integer("step", None, "Checkpoint step of --workdir (default: its best/latest).")
 flags.DEFINE_list("batches", ["0", "50", "200"], "Training batches to average over (0: none).")
@@ -48,33 +46,20 @@ FLAGS = flags.FLAGS
 
 
 def batch_statistics(config, variables, n_batches: int, seed: int):
-  """Average per-batch BN statistics of the network over `n_batches` of the training stream."""
+  """BN statistics of `variables` averaged over `n_batches` of the run's training stream
+  (`precise_bn.recalibrate`, the loop's own step; batch i keyed as step i of seed `seed`)."""
   c = config.copy_and_resolve_references()
   c.seed = seed
   task = tasks.build(c, local_device_count=1, process_count=1)
-  # momentum 0: the layer's "running" statistics after one apply are that batch's own.
-  model = task.model.clone(bn_momentum=0.0)
-  consts = task.frozen_consts()
-
   devices = jax.local_devices()[:1]  # one device sees the whole batch, as in training
-
-  @functools.partial(jax.pmap, axis_name=parallel.AXIS, devices=devices)
-  def stats_of(variables, batch, step):
-    step_key, device_key = supervised.step_keys(seed, step)
-    corrupted, _ = task.example(step_key, device_key, batch, consts)
-    _, stats = restorer.apply_train(model, variables["params"], variables["batch_stats"],
-                                    corrupted, jax.random.fold_in(device_key, 1))
-    return stats
-
-  placed = parallel.replicate(variables, devices)
-  total = None
+  consts = task.consts()
+  rconsts = (None if consts is None
+             else parallel.to_devices(parallel.replicate(consts, devices), devices))
   with data.make_train_data(c, local_device_count=1) as stream:
-    for i in range(n_batches):
-      stats = jax.tree.map(lambda x: np.asarray(x[0], np.float64),
-                           stats_of(placed, next(stream), jnp.full((1,), i, jnp.int32)))
-      total = stats if total is None else jax.tree.map(np.add, total, stats)
-  return jax.tree.map(lambda t, old: (t / n_batches).astype(old.dtype), total,
-                      variables["batch_stats"])
+    batches = ((parallel.to_devices(b, devices), None) for b in stream)
+    out = precise_bn.recalibrate(task, variables, batches, rconsts, first_step=0,
+                                 num_batches=n_batches, devices=devices)
+  return out["batch_stats"]
 
 
 def main(argv):

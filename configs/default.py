@@ -42,6 +42,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                                       # interrupted long run keeps its work (0: steps only)
   c.keep_checkpoints = 2              # how many 'latest' checkpoints Orbax keeps (best kept too)
   c.ema_decay = 0.0                   # >0 keeps an exponential moving average of params for eval
+  c.precise_bn_batches = 0            # >0: at the last step, BatchNorm statistics re-estimated
+                                      # over this many more training batches (PreciseBN, weights
+                                      # fixed) for the final eval and inference variables; the
+                                      # training state keeps its running averages (exact resume).
+                                      # dncnn/ffdnet/unet+batch_norm, supervised-family tasks
   c.init_from = ""                    # a workdir (trained or --mode=import): start from its best
                                       # model variables, with its model name/kwargs/channels
                                       # (warned if they differ) and a fresh optimizer

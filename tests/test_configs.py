@@ -10,6 +10,7 @@ import ml_collections
 import pytest
 
 from configs import common
+from configs import dncnn
 from restoration import corruptions
 from restoration import tasks
 
@@ -124,6 +125,10 @@ def test_dncnn_budget_schedules_fill_the_budget():
   steps; gpu= trains the paper's batch from device-resident data."""
   cpu30, cpu60 = load("dncnn.py", "cpu=30"), load("dncnn.py", "cpu=60")
   assert 1.9 < cpu60.total_steps / cpu30.total_steps < 2.1
+  # The steps, the start-up and the closing BN re-estimation fit in the 60 minutes.
+  assert cpu60.precise_bn_batches == dncnn.CPU_PRECISE_BN_BATCHES > 0
+  used = (cpu60.total_steps * dncnn.CPU_STEP_S + dncnn.CPU_START_S + dncnn.CPU_PRECISE_BN_S)
+  assert 60 * 60 - dncnn.CPU_STEP_S < used <= 60 * 60
   gpu = load("dncnn.py", "gpu=10")
   assert gpu.batch_size == 128 and gpu.data.on_device and gpu.optimizer.schedule == "cosine"
   assert gpu.total_steps > cpu60.total_steps   # a GPU step is ~100x faster than a CPU one

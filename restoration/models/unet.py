@@ -37,6 +37,7 @@ class _DoubleConv(nn.Module):
   dtype: Dtype
   param_dtype: Dtype
   bn_axis_name: str | None = None
+  bn_momentum: float = 0.9
 
   @nn.compact
   def __call__(self, x, *, train: bool):
@@ -45,7 +46,8 @@ class _DoubleConv(nn.Module):
                   dtype=self.dtype, param_dtype=self.param_dtype,
                   kernel_init=nn.initializers.kaiming_normal(), name=f"conv{i}")(x)
       if self.batch_norm:
-        x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype,
+        x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
+                         dtype=self.dtype,
                          axis_name=self.bn_axis_name,
                          param_dtype=self.param_dtype, name=f"bn{i}")(x)
       x = nn.relu(x)
@@ -81,6 +83,7 @@ class UNet(nn.Module):
   residual: bool = True
   batch_norm: bool = False
   bn_axis_name: str | None = None  # sync BN across devices (set by the trainer); see DnCNN
+  bn_momentum: float = 0.9         # flax convention: running = m * running + (1 - m) * batch
   dropout_rate: float = 0.0
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
@@ -90,7 +93,7 @@ class UNet(nn.Module):
     h_in, w_in = x.shape[1], x.shape[2]
     out_ch = self.out_channels or x.shape[-1]
     block = lambda f, name: _DoubleConv(f, self.batch_norm, self.dtype, self.param_dtype,
-                                        self.bn_axis_name, name=name)
+                                        self.bn_axis_name, self.bn_momentum, name=name)
     h = image_ops.pad_to_multiple(x, 2 ** self.depth)[0].astype(self.dtype)
     skips = []
     for i in range(self.depth):

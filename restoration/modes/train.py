@@ -32,6 +32,7 @@ from restoration import config_fields
 from restoration import data
 from restoration.eval import evaluator
 from restoration.runtime import parallel
+from restoration.runtime import precise_bn
 from restoration.runtime import preemption
 from restoration.runtime import progress
 from restoration.runtime import resume
@@ -183,6 +184,8 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
       check(pending)
       host_state = parallel.unreplicate(rstate)  # fetched once for both
       variables = task.inference_variables(host_state)
+      if last and task.precise_bn_batches:  # final inference variables only: exact resume
+        variables = _precise_bn(task, variables, batches, rconsts, step, devices, stop)
       if checkpoint:
         _check_finite_state(host_state, step, ckpt)
         ckpt.save_latest(step, host_state, data_state, variables, meta)
@@ -207,6 +210,22 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
   if lead:
     visualize.plot_curves(writer.path, os.path.join(workdir, "plots"))
   return parallel.unreplicate(rstate)
+
+
+def _precise_bn(task: base.Task, variables: Any, batches, rconsts: Any, step: int,
+                devices: list[jax.Device] | None, stop: preemption.StopOnSignal) -> Any:
+  """The final variables with BatchNorm statistics re-estimated (config.precise_bn_batches)
+  over the batches after `step`, keyed as steps step + 1, ... (`precise_bn.recalibrate`)."""
+  n = task.precise_bn_batches
+  logging.info("re-estimating BatchNorm statistics over %d training batches (PreciseBN)", n)
+  start = time.time()
+  # One process can abandon it on a signal; several must all run the same batches.
+  single = jax.process_count() == 1
+  out = precise_bn.recalibrate(task, variables, batches, rconsts, first_step=step + 1,
+                               num_batches=n, devices=devices,
+                               should_stop=lambda: single and stop.requested)
+  logging.info("BatchNorm statistics re-estimated in %.1f s", time.time() - start)
+  return out
 
 
 def _evaluated(metrics_path: str, step: int) -> bool:

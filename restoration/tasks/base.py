@@ -43,6 +43,7 @@ from restoration.eval import evaluator
 from restoration import losses
 from restoration import models
 from restoration.runtime import parallel
+from restoration.runtime import precise_bn
 from restoration.runtime import run_log
 from restoration.data import pairs
 
@@ -163,6 +164,9 @@ class Task:
   inference_class = Inference
   paired = False  # trains on `pairs:` data (and only on it)
   same_shape_input = True  # the model input has the target's shape (restorers)
+  # Re-estimates BatchNorm statistics at the end of training (config.precise_bn_batches,
+  # restoration.runtime.precise_bn): tasks with `training_input` set this.
+  supports_precise_bn = False
   # What to tell a user whose model's output does not match the target (check_shapes).
   output_hint = ("set model.kwargs.out_channels to data.channels (colourisation: "
                  "data.channels=3 with a grayscale corruption that keeps 3 channels)")
@@ -179,6 +183,9 @@ class Task:
     if not 0.0 <= config.ema_decay < 1.0:
       raise ValueError(f"config.ema_decay must be in [0, 1), got {config.ema_decay}")
     self.fixed_per_image = check_fixed_per_image(config, self.name)
+    if not self.supports_precise_bn:  # supporting tasks check it once their model is built
+      precise_bn.check(config, self.name, config.model.name, {}, supported=False)
+    self.precise_bn_batches = 0
     self.inference = self.inference_class(self.model_meta(), config,
                                           num_devices=self.num_devices)
     self.model = self.inference.model

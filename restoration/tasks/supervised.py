@@ -29,6 +29,7 @@ from restoration import corruptions
 from restoration import losses
 from restoration import optim
 from restoration.runtime import parallel
+from restoration.runtime import precise_bn
 from restoration.data import pairs
 from restoration.tasks import base
 from restoration.tasks import restorer
@@ -83,6 +84,7 @@ class SupervisedTask(base.Task):
   """
 
   name = "supervised"
+  supports_precise_bn = True
 
   def __init__(self, config, **kwargs):
     super().__init__(config, **kwargs)
@@ -90,6 +92,10 @@ class SupervisedTask(base.Task):
     self.check_shapes()
     self.encoder = restorer.encoder_variables(config)
     self.loss_fn = self.training_loss(config)
+    self.precise_bn_batches = precise_bn.check(
+        config, self.name, config.model.name,
+        self.abstract_state().batch_stats if config.get(precise_bn.FIELD, 0) else {},
+        supported=True)
 
   def frozen_consts(self) -> dict[str, Any]:
     return self.loss_fn.consts()
@@ -143,15 +149,20 @@ class SupervisedTask(base.Task):
     del model_input  # the inpainting task's loss needs it (its mask channel)
     return self.loss_fn(output, target, consts)
 
+  def training_input(self, batch: Any, consts: Any, step: jax.Array
+                     ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(model input, target, dropout key) of training step `step` on this device."""
+    step_key, device_key = step_keys(self.config.seed, step)
+    corrupted, target = self.example(step_key, device_key, batch, consts)
+    return corrupted, target, jax.random.fold_in(device_key, DROPOUT_STREAM)
+
   def train_step(self, state: TrainState, batch: Any, consts: Any
                  ) -> tuple[TrainState, dict[str, jax.Array]]:
-    step_key, device_key = step_keys(self.config.seed, state.step)
-    corrupted, target = self.example(step_key, device_key, batch, consts)
+    corrupted, target, dropout_key = self.training_input(batch, consts, state.step)
 
     def loss_of(params):
       restored, batch_stats = restorer.apply_train(
-          self.model, params, state.batch_stats, corrupted,
-          jax.random.fold_in(device_key, DROPOUT_STREAM))
+          self.model, params, state.batch_stats, corrupted, dropout_key)
       loss, terms = self.task_loss(restored, target, corrupted, consts)
       return loss, (batch_stats, terms)
 
