@@ -1,6 +1,10 @@
 """restoration.runtime.precise_bn: BN statistics re-estimated from the training stream, alone
 and as the training loop's last step (config.precise_bn_batches)."""
 
+import json
+import os
+import shutil
+
 import jax
 import numpy as np
 import pytest
@@ -154,3 +158,24 @@ def test_tasks_without_it_are_refused():
   config = _config(precise_bn_batches=2, task="adversarial")
   with pytest.raises(ValueError, match="task 'adversarial' does not re-estimate"):
     tasks.build(config, local_device_count=1, process_count=1)
+
+
+def test_final_eval_redone_after_a_kill_scores_the_saved_variables(tmp_path):
+  """A run killed during its final eval (simulated: that eval's event and best/ removed) redoes
+  the eval on rerun with the final checkpoint's re-estimated variables, which best/ then holds,
+  not the training state's running statistics."""
+  workdir = str(tmp_path / "run")
+  devices = jax.local_devices()[:1]
+  train.train_and_evaluate(_config(precise_bn_batches=3), workdir, devices=devices)
+  _, final, _, _ = load_trained(_config(), workdir, step=4)
+  metrics = os.path.join(workdir, "metrics.jsonl")
+  with open(metrics) as f:
+    lines = [l for l in f if not ('"eval"' in l and json.loads(l)["step"] == 4)]
+  with open(metrics, "w") as f:
+    f.writelines(lines)
+  shutil.rmtree(os.path.join(workdir, "best"))
+
+  train.train_and_evaluate(_config(precise_bn_batches=3), workdir, devices=devices)
+  _, best, step, which = load_trained(_config(), workdir)
+  assert (step, which) == (4, "best")
+  jax.tree.map(np.testing.assert_array_equal, best, final)

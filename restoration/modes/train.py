@@ -150,10 +150,13 @@ def _loop(task: base.Task, config: ml_collections.ConfigDict, workdir: str,
   if start_step < config.total_steps:  # the first step is silent while XLA compiles it
     logging.info("compiling the train step (the first step includes it)")
   try:
-    if start_step and start_step % config.eval_every_steps == 0 and not _evaluated(
+    final = start_step == config.total_steps
+    if start_step and (start_step % config.eval_every_steps == 0 or final) and not _evaluated(
         writer.path, start_step):  # the run stopped (killed) during this step's eval: redo it
       logging.info("step %d was checkpointed but not evaluated: evaluating it now", start_step)
-      evaluate(start_step, task.inference_variables(state))
+      # The final checkpoint's inference variables may differ from the state's (PreciseBN).
+      evaluate(start_step, trained_run.load_run(workdir, step=start_step).variables
+               if final and task.precise_bn_batches else task.inference_variables(state))
     for step in range(start_step + 1, config.total_steps + 1):  # `step` = steps done after it
       batch, data_state = next(batches)
       rstate, metrics = p_train(rstate, batch, rconsts)
