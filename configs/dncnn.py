@@ -8,9 +8,9 @@
 Arguments: `sigma=N` (0-255 scale, default 25), `blind` (DnCNN-B: sigma drawn per image from
 [0, 55]), `color` (CDnCNN: RGB), `quick`, `kair` (the PyTorch toolbox KAIR's DnCNN recipe:
 batch 64, L1, Adam 1e-4, orthogonal init, fast BN statistics; `loss=mse` swaps its loss),
-`cpu=MINUTES` (the kair recipe with its schedule fitted to a training budget of MINUTES on a
-2-core CPU, ending with BN statistics re-estimated over 50 batches; WORKSPACE "Time to
-quality": BSD68 PSNR against minutes), `gpu=MINUTES` (the same recipe at the paper's batch 128 with
+`cpu=MINUTES` (the kair recipe at batch 32 with its schedule fitted to a training budget of
+MINUTES on a 2-core CPU, ending with BN statistics re-estimated over 50 batches; `batch=64`
+for the earlier hours' batch; WORKSPACE "Time to quality": BSD68 PSNR against minutes), `gpu=MINUTES` (the same recipe at the paper's batch 128 with
 device-resident data, its schedule fitted to MINUTES on one NVIDIA H200; WORKSPACE "Trained on
 a GPU").
 
@@ -31,21 +31,23 @@ from configs import common
 # seconds from launch to the first step (WORKSPACE "Trained on a GPU").
 GPU_STEP_S = 0.0077
 GPU_START_S = 30.0
-# The 2-core CPU (CPU2) alone, `cpu=MINUTES`: seconds per step of batch 64 in the loop, its
-# checkpoints included (session 10's quiet hour: 1,547 steps in 60 minutes; 2.2, the figure
-# used before, left the cosine's last 5% unrun).
-CPU_STEP_S = 2.31
+# The 2-core CPU (CPU2) alone, `cpu=MINUTES[,batch=B]`: seconds per training step in the loop,
+# checkpoints included, for each batch size measured in a quiet hour (64: session 10, 1,547
+# steps in 60 minutes; 2.2, the figure used before, left the cosine's last 5% unrun. 32: session
+# 13, 3,150 steps in 54.1 minutes, 1.03 s each; 1.10 from its 10-minute screen). `batch=` takes only these: a step time is measured, not extrapolated.
+CPU_STEP_S = {32: 1.10, 64: 2.31}
+CPU_BATCH = 32
 CPU_START_S = 30.0
-# `cpu=MINUTES` ends with PreciseBN over this many batches (config.precise_bn_batches: +0.035 dB
-# on BSD68, WORKSPACE "Time to quality"), ~0.8 s each on CPU2 alone (50 took 40 s), which the
-# schedule leaves time for.
+# `cpu=MINUTES` ends with PreciseBN over this many batches (config.precise_bn_batches; WORKSPACE
+# "Time to quality"), each costing up to 0.4 of a training step on CPU2 alone (50 of batch 64 took
+# 40 s), which the schedule leaves time for.
 CPU_PRECISE_BN_BATCHES = 50
-CPU_PRECISE_BN_S = 40.0
+CPU_PRECISE_BN_STEP_FRACTION = 0.4
 
 
 def get_config(arg: str | None = None):
   a = common.parse_arg(arg, sigma=25, blind=False, color=False, quick=False, kair=False,
-                       cpu=0, gpu=0, loss="")
+                       cpu=0, gpu=0, loss="", batch=0)
   c = common.base()
   c.model.name = "dncnn"
   c.data.channels = 3 if a.color else 1
@@ -72,6 +74,11 @@ def get_config(arg: str | None = None):
                      "config trains with mse)")
   if a.cpu and a.gpu:
     raise ValueError("config arguments cpu and gpu exclude each other (one training budget)")
+  if a.batch and not a.cpu:
+    raise ValueError("config argument batch applies to the cpu=MINUTES recipe")
+  if a.cpu and a.batch not in (0, *CPU_STEP_S):
+    raise ValueError(f"config argument batch is one of {sorted(CPU_STEP_S)} (the batch sizes "
+                     f"whose CPU step time is measured), got {a.batch!r}")
   if a.kair or a.cpu or a.gpu:
     # The widely used PyTorch toolbox's shipped recipe (KAIR options/train_dncnn.json), the
     # reference the time-to-quality table compares with: batch 64, L1, Adam 1e-4, orthogonal
@@ -88,14 +95,19 @@ def get_config(arg: str | None = None):
     # The most BSD68 PSNR from `cpu` minutes on the 2-core CPU (issue 24, WORKSPACE "Time to
     # quality"): the recipe above with a peak lr of 3e-4 (1e-3 collapses to the identity
     # within 5 minutes; 3e-4 beat 1e-4 there), a 50-step warmup and a cosine decay to 1% fitted
-    # to the steps the budget holds: CPU_STEP_S per step (batch 64 of 40x40, CPU2) after
-    # CPU_START_S of start-up.
+    # to the steps the budget holds: CPU_STEP_S per step (40x40 patches, CPU2) after
+    # CPU_START_S of start-up. Batch 32 (twice the steps of batch 64 at half the cost each)
+    # learns more per CPU second: 28.71 dB on BSD68 in 54.5 minutes against batch 64's 28.53-28.57
+    # in three hours (WORKSPACE "Time to quality", session 13).
+    c.batch_size = a.batch or CPU_BATCH
     c.optimizer.learning_rate = 3e-4
     c.optimizer.schedule = "cosine"
     c.optimizer.warmup_steps = 50
     # The BN running statistics (~90% the last batch's) are re-estimated at the end.
     c.precise_bn_batches = CPU_PRECISE_BN_BATCHES
-    c.total_steps = max(int((60 * a.cpu - CPU_START_S - CPU_PRECISE_BN_S) / CPU_STEP_S), 100)
+    step_s = CPU_STEP_S[c.batch_size]
+    closing_s = CPU_PRECISE_BN_BATCHES * CPU_PRECISE_BN_STEP_FRACTION * step_s
+    c.total_steps = max(int((60 * a.cpu - CPU_START_S - closing_s) / step_s), 100)
     c.eval_every_steps = c.checkpoint_every_steps = c.total_steps
   if a.gpu:
     # The CPU recipe scaled to one GPU: the paper's batch 128, the train set uploaded once

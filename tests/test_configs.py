@@ -21,7 +21,7 @@ ARGS = {
     "unet1024.py": ["", "quick", "levin"],
     "unet512.py": ["", "quick"],
     "dncnn.py": ["", "quick", "sigma=50", "blind", "color", "quick,sigma=15", "kair",
-                 "kair,loss=mse", "cpu=60", "gpu=5"],
+                 "kair,loss=mse", "cpu=60", "cpu=60,batch=64", "gpu=5"],
     "ffdnet.py": ["", "quick", "color", "clip", "spatial", "kair", "quick,color,spatial"],
     "cnn_blocks.py": ["", "quick", "blocks=50", "blocks=100"],
     "cifar_study.py": ["", "quick", "blocks=50", "blocks=100,seed=2", "quick,test"],
@@ -114,7 +114,10 @@ def test_patchgan_is_not_a_restorer():
                                        ("gpu=abc", "gpu is a training budget"),
                                        ("cpu=60,gpu=5", "exclude each other"),
                                        ("kair,loss=l2", "loss is l1 or mse"),
-                                       ("loss=mse", "applies to the kair")])
+                                       ("loss=mse", "applies to the kair"),
+                                       ("batch=32", "applies to the cpu=MINUTES"),
+                                       ("cpu=60,batch=48", r"batch is one of \[32, 64\]"),
+                                       ("cpu=60,batch=True", r"batch is one of")])
 def test_dncnn_budget_arguments_checked(arg, match):
   with pytest.raises(ValueError, match=match):
     load("dncnn.py", arg)
@@ -125,10 +128,18 @@ def test_dncnn_budget_schedules_fill_the_budget():
   steps; gpu= trains the paper's batch from device-resident data."""
   cpu30, cpu60 = load("dncnn.py", "cpu=30"), load("dncnn.py", "cpu=60")
   assert 1.9 < cpu60.total_steps / cpu30.total_steps < 2.1
-  # The steps, the start-up and the closing BN re-estimation fit in the 60 minutes.
-  assert cpu60.precise_bn_batches == dncnn.CPU_PRECISE_BN_BATCHES > 0
-  used = (cpu60.total_steps * dncnn.CPU_STEP_S + dncnn.CPU_START_S + dncnn.CPU_PRECISE_BN_S)
-  assert 60 * 60 - dncnn.CPU_STEP_S < used <= 60 * 60
+  # The steps, the start-up and the closing BN re-estimation fit in the 60 minutes, at each
+  # measured batch size; half the batch, about twice the steps.
+  steps = {}
+  for batch, step_s in dncnn.CPU_STEP_S.items():
+    c = load("dncnn.py", f"cpu=60,batch={batch}")
+    assert c.batch_size == batch and c.precise_bn_batches == dncnn.CPU_PRECISE_BN_BATCHES > 0
+    closing = c.precise_bn_batches * dncnn.CPU_PRECISE_BN_STEP_FRACTION * step_s
+    used = c.total_steps * step_s + dncnn.CPU_START_S + closing
+    assert 60 * 60 - step_s < used <= 60 * 60
+    steps[batch] = c.total_steps
+  assert cpu60.batch_size == dncnn.CPU_BATCH and cpu60.total_steps == steps[dncnn.CPU_BATCH]
+  assert 1.8 < steps[32] / steps[64] < 2.3
   gpu = load("dncnn.py", "gpu=10")
   assert gpu.batch_size == 128 and gpu.data.on_device and gpu.optimizer.schedule == "cosine"
   assert gpu.total_steps > cpu60.total_steps   # a GPU step is ~100x faster than a CPU one
