@@ -43,7 +43,8 @@ CASES = (
 NOT_LEARNING = {"pixelcnn.py": {"corruption", "blocks"}}
 # Arguments that ARE a full-size training recipe, measured by benchmarks/time_to_quality.py
 # (WORKSPACE "Trained here", "Trained on a GPU") rather than shrunk by `quick`:
-FULL_SIZE_ONLY = {"dncnn.py": {"kair", "cpu", "gpu", "loss", "batch"}}  # loss, batch: of the recipes
+# loss and batch belong to the kair/cpu/gpu recipes.
+FULL_SIZE_ONLY = {"dncnn.py": {"kair", "cpu", "gpu", "loss", "batch"}}
 # configs/pipeline.py trains nothing: its `laptop` argument names three quick workdirs.
 NOT_TRAINED = ("pipeline.py",)
 _WORKDIR = flags.DEFINE_string(

@@ -10,9 +10,9 @@ Arguments: `sigma=N` (0-255 scale, default 25), `blind` (DnCNN-B: sigma drawn pe
 batch 64, L1, Adam 1e-4, orthogonal init, fast BN statistics; `loss=mse` swaps its loss),
 `cpu=MINUTES` (the kair recipe at batch 32 with its schedule fitted to a training budget of
 MINUTES on a 2-core CPU, ending with BN statistics re-estimated over 50 batches; `batch=64`
-for the earlier hours' batch; WORKSPACE "Time to quality": BSD68 PSNR against minutes), `gpu=MINUTES` (the same recipe at the paper's batch 128 with
-device-resident data, its schedule fitted to MINUTES on one NVIDIA H200; WORKSPACE "Trained on
-a GPU").
+for the earlier hours' batch; WORKSPACE "Time to quality": BSD68 PSNR against minutes),
+`gpu=MINUTES` (the same recipe at the paper's batch 128 with device-resident data, its schedule
+fitted to MINUTES on one NVIDIA H200; WORKSPACE "Trained on a GPU").
 
   python launch.py --config=configs/dncnn.py:cpu=60 --workdir=runs/dncnn_cpu60 \
     --config.data.train=folder:../shared/data/denoise/train/Train400
@@ -34,7 +34,8 @@ GPU_START_S = 30.0
 # The 2-core CPU (CPU2) alone, `cpu=MINUTES[,batch=B]`: seconds per training step in the loop,
 # checkpoints included, for each batch size measured in a quiet hour (64: session 10, 1,547
 # steps in 60 minutes; 2.2, the figure used before, left the cosine's last 5% unrun. 32: session
-# 13, 3,150 steps in 54.1 minutes, 1.03 s each; 1.10 from its 10-minute screen). `batch=` takes only these: a step time is measured, not extrapolated.
+# 13, 3,150 steps in 54.1 minutes, 1.03 s each; 1.10 from its 10-minute screen). `batch=`
+# takes only these: a step time is measured, not extrapolated.
 CPU_STEP_S = {32: 1.10, 64: 2.31}
 CPU_BATCH = 32
 CPU_START_S = 30.0
