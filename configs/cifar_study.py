@@ -69,7 +69,8 @@ def blocks(n: int) -> list[dict]:
 
 
 def get_config(arg: str | None = None):
-  a = common.parse_arg(arg, blocks=10, seed=0, test=False, quick=False, beat=0, width=64, steps=0)
+  a = common.parse_arg(arg, blocks=10, seed=0, test=False, quick=False, beat=0, width=64, steps=0,
+                       mask=False, train_blocks=0)
   if a.blocks not in LEVELS:
     raise ValueError(f"cifar_study: blocks={a.blocks}; allowed: {list(LEVELS)}")
   if not isinstance(a.seed, int) or isinstance(a.seed, bool):
@@ -101,8 +102,18 @@ def get_config(arg: str | None = None):
   c.eval.sweep = {f"blocks{a.blocks}": blocks(a.blocks)}
   if a.beat:
     _beat(c, a.beat, a.width, a.steps)
-  elif a.steps:
-    raise ValueError("cifar_study: steps= is for beat=DEPTH (the study's own run is 25,000)")
+    if a.mask:
+      _mask(c)
+    if a.train_blocks:
+      if a.train_blocks not in LEVELS:
+        raise ValueError(f"cifar_study: train_blocks={a.train_blocks!r}; allowed: "
+                         f"{list(LEVELS)} (0: the eval level)")
+      c.corruption = blocks(a.train_blocks)
+  else:
+    for name in ("steps", "mask", "train_blocks"):
+      if a[name]:
+        raise ValueError(f"cifar_study: {name}= is for beat=DEPTH (the study's own run is "
+                         "its 3-layer net, 25,000 steps, its corruption)")
   if a.quick:
     # The same model, data and protocol, shorter: 300 steps (a quarter of an epoch), and
     # 1,000 validation images per eval.
@@ -133,3 +144,12 @@ def _beat(c, depth, width, steps: int) -> None:
   c.optimizer.warmup_steps = 200
   c.optimizer.end_factor = 0.01
   c.eval_every_steps = c.checkpoint_every_steps = max(c.total_steps // 10, 1)
+
+
+def _mask(c) -> None:
+  """The inpainting form of the recipe: the net also sees the hole mask, found in the input
+  itself (pixels 0 in every channel: nothing the study's model could not see), predicts
+  pixels (not residual) and the known pixels pass through exactly (task 'inpaint')."""
+  c.task = "inpaint"
+  c.inpaint.mask = "zeros"
+  c.model.kwargs = dict(c.model.kwargs, residual=False, out_channels=3)

@@ -76,6 +76,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.inpaint = ml_collections.ConfigDict()
   c.inpaint.valid_weight = 0.1        # inpaint(_adversarial): loss weight on the known
                                       # pixels (holes: 1)
+  c.inpaint.mask = "corruption"       # the hole mask the model sees: 'corruption' (the
+                                      # chain's masking steps' mask) | 'zeros' (pixels that are
+                                      # 0 in every channel of the corrupted input: all a model
+                                      # without side information could know)
 
   # --- Chained restore (--mode=restore / eval; restoration.modes.chained, chained_eval) ---------
   # Workdirs of three trained runs; with `mask` set, restore runs mask -> colorize -> inpaint

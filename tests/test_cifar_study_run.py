@@ -145,6 +145,23 @@ def test_beat_variant_is_the_project_recipe_at_the_measured_cpu_budget():
     cifar_study.get_config("beat=1,steps=10")
 
 
+def test_beat_mask_and_train_blocks_arguments():
+  c = cifar_study.get_config("blocks=50,beat=10,mask")
+  base = cifar_study.get_config("blocks=50,beat=10")
+  assert (c.task, c.inpaint.mask) == ("inpaint", "zeros")
+  assert c.model.kwargs.to_dict() == dict(base.model.kwargs, residual=False, out_channels=3)
+  assert c.total_steps == base.total_steps and c.corruption == base.corruption
+  tasks.build(c, local_device_count=1, process_count=1)  # the task accepts it
+  t = cifar_study.get_config("blocks=10,beat=10,train_blocks=50")
+  assert t.corruption == cifar_study.blocks(50)  # training (and validation) draws 50
+  assert t.eval.sweep.to_dict() == {"blocks10": cifar_study.blocks(10)}  # the scored level stays 10
+  with pytest.raises(ValueError, match=r"train_blocks=20; allowed: \[10, 50, 100\]"):
+    cifar_study.get_config("beat=10,train_blocks=20")
+  for arg in ("mask", "train_blocks=50"):
+    with pytest.raises(ValueError, match=r"is for beat=DEPTH"):
+      cifar_study.get_config(arg)
+
+
 def test_benchmark_passes_the_variant_to_every_run():
   from absl import flags  # pylint: disable=g-import-not-at-top
   from absl.testing import flagsaver  # pylint: disable=g-import-not-at-top

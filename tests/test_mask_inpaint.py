@@ -144,6 +144,36 @@ def test_inpaint_prediction_keeps_known_pixels_and_loss_is_on_holes():
   np.testing.assert_allclose(loss, expected, rtol=1e-5)
 
 
+def test_zeros_mask_is_found_in_the_input_alone():
+  # inpaint.mask='zeros': the mask channel marks pixels 0 in EVERY channel of the corrupted
+  # input (the chain's mask is not used); a pixel 0 in one channel only is not a hole.
+  c = tiny_config(task="inpaint", corruption=ZERO_BLOCKS, loss={"l1": 1.0},
+                  **{"model.kwargs": {"depth": 2, "features": 8, "out_channels": 3,
+                                      "residual": False},
+                     "inpaint.mask": "zeros", "data.channels": 3})
+  task = build(c)
+  assert task.mask_source == "zeros" and task.inference.mask_source == "zeros"
+  rng = np.random.default_rng(1)
+  clean = jnp.asarray(rng.uniform(0.1, 1.0, (4, 16, 16, 3)).astype(np.float32))
+  clean = clean.at[0, 0, 0, 1].set(0.0)  # one channel black: a real pixel, not a hole
+  clean = clean.at[1, 5, 5].set(0.0)     # a naturally black pixel: found as a hole too
+  x = task.model_input(jax.random.key(0), clean, index=jnp.arange(4))
+  corrupted = np.asarray(x[..., :3])
+  expected = (corrupted == 0).all(-1, keepdims=True).astype(np.float32)
+  np.testing.assert_array_equal(np.asarray(x[..., 3:]), expected)
+  assert x[0, 0, 0, 3] == 0 and x[1, 5, 5, 3] == 1
+  assert expected.sum() > 1  # the blocks were found
+  # Eval prepares its input the same way.
+  images = np.asarray(clean * 255).round().astype(np.uint8)
+  inp, _ = task.inference.prepare(task.corrupt, 0, jnp.asarray(images), jnp.arange(4))
+  np.testing.assert_array_equal(
+      np.asarray(inp[..., 3:]),
+      (np.asarray(inp[..., :3]) == 0).all(-1, keepdims=True).astype(np.float32))
+  with pytest.raises(ValueError, match=r"config.inpaint.mask='holes'; allowed: "
+                                       r"\['corruption', 'zeros'\]"):
+    build(inpaint_config(**{"inpaint.mask": "holes"}))
+
+
 @pytest.mark.slow  # three short training runs (and an eval)
 def test_inpaint_trains_and_resumes(tmp_path):
   cfg = dict(checkpoint_every_steps=2, eval_every_steps=2)

@@ -32,9 +32,27 @@ from restoration.tasks import mask as mask_task
 from restoration.tasks import supervised
 
 
+MASK_SOURCES = ("corruption", "zeros")
+
+
 def with_mask(image: jax.Array, mask: jax.Array) -> jax.Array:
   """The inpainting model's input: image channels, then the 0/1 hole mask."""
   return jnp.concatenate([image, mask.astype(image.dtype)], axis=-1)
+
+
+def zeros_mask(image: jax.Array) -> jax.Array:
+  """(N, H, W, 1) 1 where a pixel is 0 in every channel: the holes zero-filling masks leave,
+  found without being told (a naturally black pixel counts too; the net then fills it from
+  its neighbours)."""
+  return jnp.all(image == 0, axis=-1, keepdims=True).astype(image.dtype)
+
+
+def mask_source(config) -> str:
+  """config.inpaint.mask, checked: ValueError naming the field and the allowed values."""
+  source = config.inpaint.get("mask", "corruption")
+  if source not in MASK_SOURCES:
+    raise ValueError(f"config.inpaint.mask={source!r}; allowed: {list(MASK_SOURCES)}")
+  return source
 
 
 def composite(image: jax.Array, model_input: jax.Array) -> jax.Array:
@@ -48,9 +66,15 @@ class InpaintInference(base.Inference):
 
   needs_mask = True
 
+  def __init__(self, meta, config, **kwargs):
+    self.mask_source = mask_source(config)
+    super().__init__(meta, config, **kwargs)
+
   def prepare(self, corrupt, seed, images, index):
     clean = images.astype(jnp.float32) / 255.0
     corrupted, mask = corruptions.per_example(corrupt, jax.random.key(seed), clean, index)
+    if self.mask_source == "zeros":
+      mask = zeros_mask(corrupted)
     return with_mask(corrupted, mask), clean
 
   def predict(self, variables, model_input):
@@ -80,6 +104,7 @@ class Inpainting:
     if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
       raise ValueError(f"config.inpaint.valid_weight must be a number >= 0, got {weight!r}")
     self.valid_weight = float(weight)
+    self.mask_source = mask_source(config)
     super().__init__(config, **kwargs)
 
   def model_input(self, key, clean, index=None):
@@ -87,6 +112,8 @@ class Inpainting:
     mask channel."""
     corrupted, mask = supervised.corrupt_batch(self.corrupt, key, clean, with_mask=True,
                                                index=index)
+    if self.mask_source == "zeros":
+      mask = zeros_mask(corrupted)
     return with_mask(corrupted, mask)
 
   def task_loss(self, output, target, model_input, consts):
