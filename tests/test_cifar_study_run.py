@@ -120,7 +120,9 @@ def test_beat_variant_is_the_project_recipe_at_the_measured_cpu_budget():
   base = cifar_study.get_config("blocks=100")
   assert c.model.name == "dncnn" and c.model.kwargs["depth"] == 10
   assert c.model.kwargs["features"] == 64 and c.model.kwargs["weight_init"] == "orthogonal"
-  assert c.total_steps == cifar_study.BEAT_STEPS[10, 64] == 3_425
+  # The budget pays for the closing PreciseBN too.
+  assert c.total_steps == cifar_study.BEAT_STEPS[10, 64] - cifar_study.PRECISE_BN_STEPS == 3_405
+  assert c.precise_bn_batches == cifar_study.PRECISE_BN_BATCHES == 50
   # The protocol parts stay the study's: data, batch, whole images, eval convention.
   for field in ("data.train", "data.eval", "batch_size", "patch_size", "corruption",
                 "eval.ssim_convention", "loss"):
@@ -168,7 +170,7 @@ def test_benchmark_passes_the_variant_to_every_run():
   from benchmarks import cifar_study as bench  # pylint: disable=g-import-not-at-top
   flags.FLAGS.mark_as_parsed()
   with flagsaver.flagsaver(variant="beat=6"):
-    assert bench.final_step() == cifar_study.BEAT_STEPS[6, 64]
+    assert bench.final_step() == cifar_study.BEAT_STEPS[6, 64] - cifar_study.PRECISE_BN_STEPS
     assert bench.config_arg(50, 2, test=True).endswith(
         "configs/cifar_study.py:blocks=50,seed=2,test,beat=6")
   with flagsaver.flagsaver(variant=""):
