@@ -5,7 +5,8 @@
 
 Arguments: `blocks=10|50|100` (default 10), `seed=N` (default 0), `test` (data.eval = the
 test set, for --mode=eval), `quick` (minutes on a 2-core CPU), `beat=DEPTH` (0: off; the
-project's recipe against the study, below).
+project's recipe against the study, below), and with beat: `width=W`, `steps=N`, `mask`,
+`train_blocks=10|50|100`.
 
 `beat=DEPTH`: the same data, eval and model selection (LAST checkpoint, study SSIM), trained
 with this project's recipe at the same CPU time as the study's run on the 2-core CPU: a
@@ -14,8 +15,17 @@ orthogonal init, gain 0.2), a fresh corruption every step (the study drew one pe
 Adam 1e-3 with a 200-step warmup and cosine decay to 1%, MSE, batch 32. `steps=N` overrides
 the step count; the default is the study's 25,000 steps scaled by the CPU seconds per step of
 the two models measured on CPU2 (`BEAT_STEPS`; WORKSPACE "the CIFAR-10 block-inpainting
-study"). Depth 10 scored best (seed 0, trained on a GPU at that step count: 0.99686 / 0.98466
-/ 0.96414 against the study's 0.99512 / 0.97665 / 0.95290).
+study"), less the closing PreciseBN's cost: the BN statistics of the final checkpoint are
+re-estimated over 50 training batches (session 14; without it they are ~90% the last batch's,
+and one screen's last checkpoint lost 4 dB to them). Depth 10 scored best (session 10, seed 0,
+no PreciseBN, trained on a GPU at that step count: 0.99686 / 0.98466 / 0.96414 against the
+study's 0.99512 / 0.97665 / 0.95290); `beat=10,mask` with PreciseBN scored 0.99728 / 0.98486 /
+0.96578 at 47 CPU minutes per level on CPU2 (session 14).
+`mask`: the inpainting form (task 'inpaint', inpaint.mask='zeros'): the net also sees the hole
+mask, found in the input itself (pixels 0 in every channel; nothing the study's model could
+not see), predicts the pixels of the holes, and every other pixel passes through exactly.
+`train_blocks=N`: train (and validate) on N blocks per image, score the level's own `blocks`
+(more hole pixels per step to learn from).
 
 The study's protocol, and where each piece lives here:
 * Data: CIFAR-10 / 255. Keras `fit(validation_split=0.2)`: the first 40,000 training images
