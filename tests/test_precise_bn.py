@@ -41,12 +41,22 @@ def _recalibrate(config, variables, n, devices):
                                   num_batches=n, devices=devices)
 
 
-def test_statistics_are_the_average_of_the_batches_own_statistics():
+# The inpainting form (task 'inpaint', hole mask found in the input: configs/cifar_study.py
+# beat=...,mask ends with PreciseBN): the model input carries the mask channel.
+_INPAINT = {"task": "inpaint", "inpaint.mask": "zeros", "loss": {"mse": 1.0},
+            "corruption": [{"name": "random_blocks", "num_blocks": 3, "block_size": 3,
+                            "fill": 0.0}],
+            "model.kwargs": {"depth": 3, "features": 8, "bn_momentum": 0.1,
+                             "residual": False, "out_channels": 1}}
+
+
+@pytest.mark.parametrize("overrides", [{}, _INPAINT], ids=["supervised", "inpaint"])
+def test_statistics_are_the_average_of_the_batches_own_statistics(overrides):
   """Independent computation: the pre-BN activations (conv1's output, captured with flax
   intermediates on the same model inputs) give per-batch mean and biased variance per
   channel; their averages over the batches are the re-estimated statistics. Params and the
   rest of the variables are untouched, and 2 devices give what 1 device gives."""
-  config = _config()
+  config = _config(**overrides)
   devices = jax.local_devices()[:1]
   task = tasks.build(config, local_device_count=1, process_count=1)
   state = task.init_state()
