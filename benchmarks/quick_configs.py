@@ -43,8 +43,10 @@ CASES = (
 NOT_LEARNING = {"pixelcnn.py": {"corruption", "blocks"}}
 # Arguments that ARE a full-size training recipe, measured by benchmarks/time_to_quality.py
 # (WORKSPACE "Trained here", "Trained on a GPU") rather than shrunk by `quick`:
-# loss and batch belong to the kair/cpu/gpu recipes.
-FULL_SIZE_ONLY = {"dncnn.py": {"kair", "cpu", "gpu", "loss", "batch"}}
+# loss and batch belong to the kair/cpu/gpu recipes. cifar_study's beat recipe (and its width,
+# steps, mask, train_blocks) is a CPU budget measured by benchmarks/cifar_study.py.
+FULL_SIZE_ONLY = {"dncnn.py": {"kair", "cpu", "gpu", "loss", "batch"},
+                  "cifar_study.py": {"beat", "width", "steps", "mask", "train_blocks"}}
 # configs/pipeline.py trains nothing: its `laptop` argument names three quick workdirs.
 NOT_TRAINED = ("pipeline.py",)
 _WORKDIR = flags.DEFINE_string(
