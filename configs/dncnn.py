@@ -8,9 +8,9 @@
 Arguments: `sigma=N` (0-255 scale, default 25), `blind` (DnCNN-B: sigma drawn per image from
 [0, 55]), `color` (CDnCNN: RGB), `quick`, `kair` (the PyTorch toolbox KAIR's DnCNN recipe:
 batch 64, L1, Adam 1e-4, orthogonal init, fast BN statistics; `loss=mse` swaps its loss),
-`cpu=MINUTES` (the kair recipe at batch 32 with its schedule fitted to a training budget of
-MINUTES on a 2-core CPU, ending with BN statistics re-estimated over 50 batches; `batch=64`
-for the earlier hours' batch; WORKSPACE "Time to quality": BSD68 PSNR against minutes),
+`cpu=MINUTES` (the kair recipe at batch 16 with its schedule fitted to a training budget of
+MINUTES on a 2-core CPU, ending with BN statistics re-estimated over 50 batches; `batch=32`,
+`batch=64` for the earlier hours' batches; WORKSPACE "Time to quality": BSD68 PSNR against minutes),
 `gpu=MINUTES` (the same recipe at the paper's batch 128 with device-resident data, its schedule
 fitted to MINUTES on one NVIDIA H200; WORKSPACE "Trained on a GPU").
 
@@ -34,10 +34,11 @@ GPU_START_S = 30.0
 # The 2-core CPU (CPU2) alone, `cpu=MINUTES[,batch=B]`: seconds per training step in the loop,
 # checkpoints included, for each batch size measured in a quiet hour (64: session 10, 1,547
 # steps in 60 minutes; 2.2, the figure used before, left the cosine's last 5% unrun. 32: session
-# 13, 3,150 steps in 54.1 minutes, 1.03 s each; 1.10 from its 10-minute screen). `batch=`
-# takes only these: a step time is measured, not extrapolated.
-CPU_STEP_S = {32: 1.10, 64: 2.31}
-CPU_BATCH = 32
+# 13, 3,150 steps in 54.1 minutes, 1.03 s each; 1.10 from its 10-minute screen. 16: session 15,
+# 6,680 steps in 58.5 minutes, 0.525 s each, some minutes at 0.55). `batch=` takes only these:
+# a step time is measured, not extrapolated.
+CPU_STEP_S = {16: 0.535, 32: 1.10, 64: 2.31}
+CPU_BATCH = 16
 CPU_START_S = 30.0
 # `cpu=MINUTES` ends with PreciseBN over this many batches (config.precise_bn_batches; WORKSPACE
 # "Time to quality"), each costing up to 0.4 of a training step on CPU2 alone (50 of batch 64 took
@@ -97,9 +98,10 @@ def get_config(arg: str | None = None):
     # quality"): the recipe above with a peak lr of 3e-4 (1e-3 collapses to the identity
     # within 5 minutes; 3e-4 beat 1e-4 there), a 50-step warmup and a cosine decay to 1% fitted
     # to the steps the budget holds: CPU_STEP_S per step (40x40 patches, CPU2) after
-    # CPU_START_S of start-up. Batch 32 (twice the steps of batch 64 at half the cost each)
-    # learns more per CPU second: 28.71 dB on BSD68 in 54.5 minutes against batch 64's 28.53-28.57
-    # in three hours (WORKSPACE "Time to quality", session 13).
+    # CPU_START_S of start-up. A smaller batch (twice the steps at half the cost each) learns
+    # more per CPU second: BSD68 28.71 and 28.72 dB in batch 32's two quiet hours (session 13),
+    # 28.53-28.57 in batch 64's three, 28.79 in batch 16's one (session 15; WORKSPACE "Time to
+    # quality").
     c.batch_size = a.batch or CPU_BATCH
     c.optimizer.learning_rate = 3e-4
     c.optimizer.schedule = "cosine"
